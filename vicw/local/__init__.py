@@ -1,0 +1,1 @@
+"""Running VICW on one machine without Docker or a cloud account."""

@@ -1,0 +1,87 @@
+"""Domain models shared by the hot path, the cold path and the API edges."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+JOB_NAMESPACE = uuid.UUID("6f1c3c5e-3b0a-4d59-9a57-5b9d1c0e7a21")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Turn(BaseModel):
+    """One message kept in a session's window (or shed from it)."""
+
+    seq: int = Field(ge=0, description="Position in the session, strictly increasing")
+    role: Role
+    content: str
+    name: str | None = None
+    timestamp: datetime
+    tokens: int = Field(ge=0)
+    pinned: bool = False
+
+    @property
+    def turn_id(self) -> str:
+        return str(self.seq)
+
+    def rendered(self) -> str:
+        """The content as the model sees it: speaker and date are part of the message."""
+        prefix = []
+        if self.role != "system":
+            if self.timestamp is not None and self.name is not None:
+                prefix.append(f"[{self.timestamp:%Y-%m-%d %H:%M}] {self.name}:")
+            elif self.name is not None:
+                prefix.append(f"{self.name}:")
+        return " ".join([*prefix, self.content]) if prefix else self.content
+
+
+class WindowState(BaseModel):
+    """A session's working window as stored in Redis."""
+
+    tenant: str
+    session_id: str
+    turns: list[Turn] = Field(default_factory=list)
+    next_seq: int = 0
+    offloaded_jobs: int = 0
+    offloaded_turns: int = 0
+    offloaded_tokens: int = 0
+    total_turns: int = 0
+    total_tokens: int = 0  # everything ever appended: what "send the full history" would cost
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def tokens(self) -> int:
+        return sum(t.tokens for t in self.turns)
+
+
+class OffloadJob(BaseModel):
+    """An ordered chunk of turns shed from a window (or a document part), bound for the cold path."""
+
+    job_id: str
+    tenant: str
+    session_id: str | None
+    kind: Literal["conversation", "document"] = "conversation"
+    turns: list[Turn]
+    token_count: int
+    created_at: datetime = Field(default_factory=utcnow)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @staticmethod
+    def make_id(tenant: str, session_id: str | None, first: int, last: int, kind: str = "conversation") -> str:
+        return str(uuid.uuid5(JOB_NAMESPACE, f"{kind}/{tenant}/{session_id}/{first}-{last}"))
+
+    @property
+    def first_seq(self) -> int:
+        return self.turns[0].seq
+
+    @property
+    def last_seq(self) -> int:
+        return self.turns[-1].seq
