@@ -1,0 +1,334 @@
+"""A scripted OpenAI-compatible chat server for tests: real HTTP on 127.0.0.1, no model behind it.
+
+    with ScriptedLLM() as llm:
+        llm.script("first answer", Reply.error(429), Reply(text="slow", delay=2.0))
+        ...                                   # point the code under test at llm.url
+        assert llm.chat_requests[-1].messages[-1]["content"] == "hello"
+
+Replies are taken from the script queue in order; when it is empty the default responder answers
+(by default: "ok: <last user message>"). Every request is recorded, so a test can assert exactly
+which messages, temperature or stop sequences the model saw. `usage` is counted with the same
+tokenizer and chat framing as the application (cl100k_base), like a real OpenAI endpoint reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from vicw.tokens import TokenCounter
+
+_counter: TokenCounter | None = None
+
+
+def _tokens() -> TokenCounter:
+    global _counter
+    if _counter is None:
+        _counter = TokenCounter("cl100k_base")
+    return _counter
+
+
+@dataclass
+class Reply:
+    """One scripted answer.
+
+    text: the assistant message (split into word-sized deltas when streamed).
+    status/body: an HTTP error instead of a completion (body defaults to an OpenAI error object).
+    delay: seconds to wait before answering (provokes client timeouts).
+    chunk_delay: seconds between streamed chunks.
+    disconnect: close the connection without answering (a transport error for the client).
+    usage: override the reported usage (e.g. {} to report none).
+    """
+
+    text: str = ""
+    status: int = 200
+    body: Any = None
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    finish_reason: str = "stop"
+    disconnect: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    usage: dict[str, int] | None = None
+
+    @classmethod
+    def error(cls, status: int, message: str = "scripted error", **kw: Any) -> Reply:
+        body = {"error": {"message": message, "type": "scripted", "code": status}}
+        return cls(status=status, body=body, **kw)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+    received_at: float
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list((self.body or {}).get("messages") or [])
+
+    @property
+    def last_user_message(self) -> str:
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return str(message.get("content") or "")
+        return ""
+
+    @property
+    def prompt_text(self) -> str:
+        """Every message's content joined: handy for 'did the model see X?' assertions."""
+        return "\n".join(str(m.get("content") or "") for m in self.messages)
+
+
+Responder = Callable[[RecordedRequest], "str | Reply"]
+
+
+def echo_responder(request: RecordedRequest) -> Reply:
+    return Reply(text=f"ok: {request.last_user_message}")
+
+
+def _stream_pieces(text: str) -> list[str]:
+    """Split into word-sized deltas whose concatenation is exactly `text`."""
+    pieces: list[str] = []
+    current = ""
+    for ch in text:
+        if ch == " " and current.strip():
+            pieces.append(current)
+            current = ""
+        current += ch
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+class ScriptedLLM:
+    """The server. Use as a context manager, or call start()/stop()."""
+
+    def __init__(self, model: str = "scripted-model", responder: Responder | None = None) -> None:
+        self.model = model
+        self.default_responder: Responder = responder or echo_responder
+        self._responder = self.default_responder
+        self._queue: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> ScriptedLLM:
+        handler = type("Handler", (_Handler,), {"llm": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="scripted-llm", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ScriptedLLM:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- addresses -------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("ScriptedLLM is not started")
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI SDK style base URL (…/v1)."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def url(self) -> str:
+        """The full chat/completions URL (what VICW_LLM_API_URL holds)."""
+        return f"{self.base_url}/chat/completions"
+
+    # --- scripting -------------------------------------------------------------------------
+    def script(self, *replies: str | Reply) -> ScriptedLLM:
+        """Queue replies, answered in order before the default responder takes over."""
+        with self._lock:
+            for reply in replies:
+                self._queue.append(Reply(text=reply) if isinstance(reply, str) else reply)
+        return self
+
+    def respond_with(self, responder: Responder) -> ScriptedLLM:
+        """Replace the default responder (called with the RecordedRequest; returns str or Reply)."""
+        self._responder = responder
+        return self
+
+    def reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+            self._responder = self.default_responder
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    # --- internals -------------------------------------------------------------------------
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+        reply = self._responder(request)
+        return Reply(text=reply) if isinstance(reply, str) else reply
+
+    def usage_for(self, request: RecordedRequest, text: str) -> dict[str, int]:
+        counter = _tokens()
+        prompt = counter.count_messages(
+            {"role": str(m.get("role", "")), "content": str(m.get("content") or "")} for m in request.messages
+        )
+        completion = counter.count_text(text)
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    llm: ScriptedLLM
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep test output clean
+
+    # --- routing ---------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self.llm._record(self._recorded(None))
+        if self.path.rstrip("/").endswith("/models"):
+            data = [{"id": self.llm.model, "object": "model", "created": 0, "owned_by": "scripted"}]
+            self._send_json(200, {"object": "list", "data": data})
+        else:
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self.llm._record(self._recorded(None))
+            self._send_json(400, {"error": {"message": "body is not JSON"}})
+            return
+        request = self._recorded(body)
+        self.llm._record(request)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        if not isinstance(body.get("messages"), list):
+            self._send_json(400, {"error": {"message": "'messages' must be a list"}})
+            return
+        reply = self.llm._next_reply(request)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.disconnect:
+            self.close_connection = True
+            self.connection.shutdown(2)  # socket.SHUT_RDWR
+            return
+        try:
+            if reply.status != 200:
+                self._send_json(reply.status, reply.body if reply.body is not None else {"error": {}}, reply.headers)
+            elif body.get("stream"):
+                self._send_stream(request, reply)
+            else:
+                self._send_completion(request, reply)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. its timeout fired first)
+
+    # --- responses -------------------------------------------------------------------------
+    def _recorded(self, body: dict[str, Any] | None) -> RecordedRequest:
+        return RecordedRequest(self.command, self.path, dict(self.headers.items()), body, time.time())
+
+    def _model(self, request: RecordedRequest) -> str:
+        return str((request.body or {}).get("model") or self.llm.model)
+
+    def _usage(self, request: RecordedRequest, reply: Reply) -> dict[str, int]:
+        return reply.usage if reply.usage is not None else self.llm.usage_for(request, reply.text)
+
+    def _send_completion(self, request: RecordedRequest, reply: Reply) -> None:
+        payload: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self._model(request),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.text},
+                    "finish_reason": reply.finish_reason,
+                }
+            ],
+        }
+        usage = self._usage(request, reply)
+        if usage:
+            payload["usage"] = usage
+        self._send_json(200, payload, reply.headers)
+
+    def _send_stream(self, request: RecordedRequest, reply: Reply) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.close_connection = True
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self._model(request),
+        }
+
+        def emit(choices: list[dict[str, Any]], **extra: Any) -> None:
+            self.wfile.write(b"data: " + json.dumps({**base, "choices": choices, **extra}).encode() + b"\n\n")
+            self.wfile.flush()
+
+        emit([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        for piece in _stream_pieces(reply.text):
+            if reply.chunk_delay:
+                time.sleep(reply.chunk_delay)
+            emit([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+        emit([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])
+        options = (request.body or {}).get("stream_options") or {}
+        usage = self._usage(request, reply)
+        if options.get("include_usage") and usage:
+            emit([], usage=usage)
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        if isinstance(payload, str):
+            payload = payload.encode()
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
