@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     archive_bucket: str | None = None
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
+    qdrant_api_key_secret: str | None = None  # Secrets Manager id / SSM name, read at run time
     qdrant_path: str | None = None
     qdrant_collection: str = "vicw_memories"
     graph_backend: Literal["falkordb", "neo4j", "none"] = "falkordb"
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     neo4j_uri: str | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
+    neo4j_password_secret: str | None = None  # Secrets Manager id / SSM name, read at run time
     neo4j_database: str | None = None
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     embedding_dim: int = 384
