@@ -53,3 +53,61 @@ def moto_endpoint(tmp_path_factory) -> str:
 @pytest.fixture()
 def data_dir(tmp_path) -> Path:
     return tmp_path
+
+
+API_KEY = "test-key-tenant-a-0001"
+API_KEY_B = "test-key-tenant-b-0002"
+
+
+@pytest.fixture(scope="session")
+def scripted_llm():
+    from tests.fakes.llm_server import ScriptedLLM
+
+    with ScriptedLLM() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def vicw_env(redis_url, moto_endpoint, scripted_llm):
+    """Environment for an in-process VICW talking to the session's real servers."""
+    return {
+        "VICW_API_KEYS": f"{API_KEY}:tenant-a,{API_KEY_B}:tenant-b",
+        "VICW_LLM_API_URL": scripted_llm.url,
+        "VICW_LLM_MODEL_NAME": "scripted-model",
+        "LLM_TIMEOUT": "3",
+        "LLM_MAX_RETRIES": "0",
+        "MAX_CONTEXT_TOKENS": "4096",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+
+
+def start_local_vicw(tmp_path, redis_url, moto_endpoint, env: dict, cold_path: bool = False):
+    """Run VICW in this process on a free port, through the real Lambda handlers."""
+    from vicw.local.runner import LocalVicw
+
+    for key, value in env.items():
+        os.environ[key] = value
+    return LocalVicw(tmp_path, port=0, redis_url=redis_url, aws_endpoint=moto_endpoint, cold_path=cold_path).start()
+
+
+@pytest.fixture()
+def vicw(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_client):
+    """A running VICW (hot path only) with a clean Redis and a reset scripted LLM."""
+    saved = {k: os.environ.get(k) for k in vicw_env}
+    scripted_llm.reset()
+    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, vicw_env)
+    yield local
+    local.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture()
+def api(vicw):
+    import httpx
+
+    with httpx.Client(base_url=vicw.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as client:
+        yield client

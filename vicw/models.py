@@ -54,6 +54,8 @@ class WindowState(BaseModel):
     offloaded_tokens: int = 0
     total_turns: int = 0
     total_tokens: int = 0  # everything ever appended: what "send the full history" would cost
+    history_count: int = 0  # non-system messages ever recorded (to spot what a client resends)
+    history_digests: list[str] = Field(default_factory=list)  # digests of the last few of them
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

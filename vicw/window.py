@@ -20,6 +20,7 @@ Pressure relief, precisely:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -79,6 +80,13 @@ class NewTurn:
     pinned: bool = False
 
 
+DIGESTS_KEPT = 8
+
+
+def message_digest(role: str, content: str) -> str:
+    return hashlib.sha256(f"{role}\x00{content}".encode()).hexdigest()[:16]
+
+
 def window_tokens(turns: list[Turn]) -> int:
     return REPLY_PRIMING + sum(t.tokens for t in turns)
 
@@ -112,6 +120,9 @@ def append_turns(
         state.turns.append(turn)
         state.total_turns += 1
         state.total_tokens += turn.tokens
+        if not turn.pinned:
+            state.history_count += 1
+            state.history_digests = [*state.history_digests, message_digest(turn.role, turn.content)][-DIGESTS_KEPT:]
         job = relieve_pressure(state, policy, now)
         if job is not None:
             jobs.append(job)

@@ -1,0 +1,225 @@
+"""The chat API (FastAPI). Handlers parse, call the domain, and shape the response — nothing else."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import redis
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vicw import container
+from vicw.api import schemas as s
+from vicw.api.limits import BodySizeLimit
+from vicw.auth import AuthError
+from vicw.conversation import IncomingMessage, TurnResult
+from vicw.llm.base import LLMError
+from vicw.models import utcnow
+from vicw.observability import M, logger, metrics
+from vicw.window import MessageTooLarge
+from vicw.window_store import ConflictRetriesExhausted
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.headers = status, message, kind, headers or {}
+
+
+def error_body(status: int, message: str, kind: str) -> dict:
+    # "error" follows the OpenAI shape (so SDKs show the message); "detail" follows FastAPI's.
+    return {"error": {"message": message, "type": kind, "code": status}, "detail": message}
+
+
+def require_tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    try:
+        tenant = container.key_table().tenant_for(authorization)
+    except AuthError as exc:
+        metrics.add_metric(name=M.AUTH_FAILURES, unit="Count", value=1)
+        raise ApiError(401, str(exc), "authentication_error", {"WWW-Authenticate": "Bearer"}) from None
+    request.state.tenant = tenant
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        limiter.check(tenant, authorization or "", request)
+    return tenant
+
+
+Tenant = Annotated[str, Depends(require_tenant)]
+
+
+def _incoming(messages: list[s.MessageIn]) -> list[IncomingMessage]:
+    return [IncomingMessage(m.role, m.content, m.name, m.timestamp) for m in messages]
+
+
+def session_stats(session_id: str, state) -> s.SessionStats:  # noqa: ANN001 - WindowState | None
+    settings = container.settings()
+    budget = settings.window_budget
+    if state is None:
+        return s.SessionStats(
+            session_id=session_id, messages=0, tokens=0, budget=budget, pressure=0.0, offloaded_jobs=0,
+            offloaded_turns=0, offloaded_tokens=0, total_turns=0, total_tokens=0,
+            max_context_tokens=settings.max_context_tokens,
+        )
+    from vicw.window import window_tokens
+
+    tokens = window_tokens(state.turns)
+    return s.SessionStats(
+        session_id=session_id,
+        messages=len(state.turns),
+        tokens=tokens,
+        budget=budget,
+        pressure=round(tokens / budget, 4),
+        offloaded_jobs=state.offloaded_jobs,
+        offloaded_turns=state.offloaded_turns,
+        offloaded_tokens=state.offloaded_tokens,
+        total_turns=state.total_turns,
+        total_tokens=state.total_tokens,
+        max_context_tokens=settings.max_context_tokens,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+    )
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="VICW",
+        version="0.1.0",
+        description="Virtual Infinite Context Window: a working window in Redis, long-term memory in Qdrant and a graph.",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=container.settings().max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.status, exc.message, exc.kind), exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body(exc.status_code, str(exc.detail), "invalid_request_error"), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"] if p != "body")
+            parts.append(f"{where}: {err['msg']}" if where else err["msg"])
+        return JSONResponse(error_body(422, "invalid request: " + "; ".join(parts), "invalid_request_error"), 422)
+
+    @app.exception_handler(MessageTooLarge)
+    async def _too_large(_: Request, exc: MessageTooLarge) -> JSONResponse:
+        return JSONResponse(error_body(413, str(exc), "message_too_large"), 413)
+
+    @app.exception_handler(LLMError)
+    async def _llm_error(_: Request, exc: LLMError) -> JSONResponse:
+        metrics.add_metric(name=M.LLM_ERRORS, unit="Count", value=1)
+        note = " Your message was saved in the session; retry to get a reply."
+        return JSONResponse(error_body(exc.status_code, str(exc) + note, "llm_error"), exc.status_code)
+
+    @app.exception_handler(redis.RedisError)
+    async def _redis_error(_: Request, exc: redis.RedisError) -> JSONResponse:
+        logger.error("window store error", extra={"error": type(exc).__name__})
+        return JSONResponse(error_body(503, "the window store (Redis) is unavailable; retry shortly", "service_unavailable"), 503)
+
+    @app.exception_handler(ConflictRetriesExhausted)
+    async def _busy(_: Request, exc: ConflictRetriesExhausted) -> JSONResponse:
+        return JSONResponse(error_body(503, str(exc), "service_unavailable"), 503, headers={"Retry-After": "1"})
+
+    # --- chat ----------------------------------------------------------------------------------
+    @app.post("/chat", response_model=s.ChatResponse, tags=["chat"])
+    def chat(body: s.ChatRequest, tenant: Tenant) -> s.ChatResponse:
+        result = container.conversation().chat(
+            tenant, body.session_id, [IncomingMessage("user", body.message, body.name)], use_rag=body.use_rag
+        )
+        return _chat_response(body.session_id, result)
+
+    @app.post("/v1/chat/completions", tags=["openai"])
+    def chat_completions(body: s.OpenAIChatRequest, tenant: Tenant, x_session_id: Annotated[str | None, Header()] = None):
+        from vicw.api.openai_compat import complete
+
+        return complete(body, tenant, x_session_id)
+
+    @app.get("/v1/models", tags=["openai"])
+    def models(_: Tenant) -> dict:
+        provider = container.llm()
+        name = provider.model if provider is not None else "vicw"
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "vicw"}]}
+
+    # --- sessions ------------------------------------------------------------------------------
+    @app.post("/sessions/{session_id}/messages", response_model=s.AppendMessagesResponse, tags=["sessions"])
+    def append_messages(session_id: s.SessionId, body: s.AppendMessagesRequest, tenant: Tenant) -> s.AppendMessagesResponse:
+        limit = container.settings().max_messages_per_request
+        if len(body.messages) > limit:
+            raise ApiError(413, f"too many messages in one request: {len(body.messages)} > {limit} (MAX_MESSAGES_PER_REQUEST)")
+        system = [m.content for m in body.messages if m.role == "system"]
+        rest = [m for m in body.messages if m.role != "system"]
+        try:
+            result = container.conversation().record(tenant, session_id, _incoming(rest), system_prompt=system[-1] if system else None)
+        except ValueError as exc:
+            if isinstance(exc, MessageTooLarge):
+                raise
+            raise ApiError(422, str(exc)) from None
+        return s.AppendMessagesResponse(
+            session_id=session_id, appended=len(rest), offload_jobs=len(result.jobs),
+            tokens=result.state.tokens, budget=container.settings().window_budget,
+        )
+
+    @app.get("/sessions/{session_id}", response_model=s.SessionStats, tags=["sessions"])
+    def get_session(session_id: s.SessionId, tenant: Tenant) -> s.SessionStats:
+        return session_stats(session_id, container.window_store().load(tenant, session_id))
+
+    @app.delete("/sessions/{session_id}", tags=["sessions"])
+    def delete_session(session_id: s.SessionId, tenant: Tenant) -> dict:
+        from vicw.forget import forget_session
+
+        return forget_session(tenant, session_id)
+
+    @app.post("/reset", tags=["sessions"])
+    def reset(body: s.ResetRequest, tenant: Tenant) -> dict:
+        removed = container.window_store().delete(tenant, body.session_id)
+        return {"session_id": body.session_id, "window_cleared": bool(removed)}
+
+    @app.post("/sessions/{session_id}/context", response_model=s.ContextResponse, tags=["sessions"])
+    def context_preview(session_id: s.SessionId, body: s.ContextRequest, tenant: Tenant) -> s.ContextResponse:
+        plan = container.conversation().preview(tenant, session_id, body.query)
+        return s.ContextResponse(
+            session_id=session_id,
+            messages=plan.messages,
+            prompt_tokens=plan.prompt_tokens,
+            budget=plan.budget,
+            memories=[
+                s.MemoryOut(id=m.id, text=m.text, score=m.score, source=m.source, turn_ids=m.turn_ids,
+                            timestamp=m.timestamp, session_id=m.session_id)
+                for m in plan.memories
+            ],
+        )
+
+    # --- operations ----------------------------------------------------------------------------
+    @app.get("/health", tags=["ops"])
+    def health() -> JSONResponse:
+        from vicw.health import check_health
+
+        report = check_health()
+        return JSONResponse(report, 200 if report["status"] == "healthy" else 503)
+
+    @app.get("/stats", tags=["ops"])
+    def stats(tenant: Tenant) -> dict:
+        from vicw.health import collect_stats
+
+        return collect_stats(tenant)
+
+    return app
+
+
+def _chat_response(session_id: str, result: TurnResult) -> s.ChatResponse:
+    assert result.completion is not None and result.plan is not None
+    return s.ChatResponse(
+        response=result.completion.text,
+        session_id=session_id,
+        timestamp=utcnow(),
+        tokens_in_context=result.plan.prompt_tokens,
+        rag_items_injected=len(result.plan.memories),
+        prompt_tokens=result.plan.prompt_tokens,
+        tokens_saved=result.tokens_saved,
+        offloaded_jobs=len(result.jobs),
+    )

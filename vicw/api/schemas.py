@@ -1,0 +1,143 @@
+"""Request and response models of the chat API (validated at the edge)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or whitespace")
+    return value
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    content: str = Field(min_length=1)
+    name: str | None = Field(None, max_length=128)
+    timestamp: datetime | None = Field(None, description="ISO-8601; kept with the turn and shown to the model")
+
+    _check_content = field_validator("content")(_non_blank)
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: SessionId
+    message: str = Field(min_length=1)
+    use_rag: bool = True
+    name: str | None = Field(None, max_length=128)
+
+    _check_message = field_validator("message")(_non_blank)
+
+
+class ChatResponse(BaseModel):
+    response: str
+    session_id: str
+    timestamp: datetime
+    tokens_in_context: int
+    rag_items_injected: int
+    prompt_tokens: int
+    tokens_saved: int
+    offloaded_jobs: int
+
+
+class AppendMessagesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[MessageIn] = Field(min_length=1)
+
+
+class AppendMessagesResponse(BaseModel):
+    session_id: str
+    appended: int
+    offload_jobs: int
+    tokens: int
+    budget: int
+
+
+class SessionStats(BaseModel):
+    session_id: str
+    messages: int
+    tokens: int
+    budget: int
+    pressure: float
+    offloaded_jobs: int
+    offloaded_turns: int
+    offloaded_tokens: int
+    total_turns: int
+    total_tokens: int
+    max_context_tokens: int
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ContextRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1)
+
+    _check_query = field_validator("query")(_non_blank)
+
+
+class MemoryOut(BaseModel):
+    id: str
+    text: str
+    score: float
+    source: str
+    turn_ids: list[str]
+    timestamp: datetime | None
+    session_id: str | None = None
+
+
+class ContextResponse(BaseModel):
+    session_id: str
+    messages: list[dict[str, str]]
+    prompt_tokens: int
+    budget: int
+    memories: list[MemoryOut]
+
+
+# --- OpenAI-compatible ---------------------------------------------------------------------------
+class OpenAIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Role
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = Field(None, max_length=128)
+
+    def text(self) -> str:
+        if isinstance(self.content, list):  # content parts: keep the text ones
+            return "".join(p.get("text", "") for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class OpenAIChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    messages: list[OpenAIMessage] = Field(min_length=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    user: str | None = None
+
+    def stop_list(self) -> list[str] | None:
+        return [self.stop] if isinstance(self.stop, str) else self.stop
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: SessionId

@@ -1,0 +1,55 @@
+"""API keys to tenants. Keys are kept only as SHA-256 digests; a missing or unknown key fails closed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class AuthError(Exception):
+    pass
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_key_table(spec: str) -> dict[str, str]:
+    """'<key>:<tenant>,<key>:<tenant>' -> {sha256(key): tenant}. Errors never echo a key."""
+    table: dict[str, str] = {}
+    for n, item in enumerate(filter(None, (p.strip() for p in spec.replace("\n", ",").split(","))), start=1):
+        key, sep, tenant = item.rpartition(":")
+        if not sep or len(key) < 8 or not TENANT_RE.match(tenant):
+            raise ValueError(
+                f"VICW_API_KEYS entry {n} is malformed: expected <key>:<tenant> with a key of 8+ characters "
+                "and a tenant of letters, digits, '.', '_' or '-'"
+            )
+        table[digest(key)] = tenant
+    return table
+
+
+class KeyTable:
+    def __init__(self, table: dict[str, str]) -> None:
+        self._table = dict(table)
+
+    @classmethod
+    def from_spec(cls, spec: str | None) -> KeyTable:
+        return cls(parse_key_table(spec or ""))
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def tenant_for(self, authorization: str | None) -> str:
+        if not authorization:
+            raise AuthError("missing Authorization header: send 'Authorization: Bearer <api key>'")
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise AuthError("Authorization must be 'Bearer <api key>'")
+        wanted = digest(key.strip())
+        for known, tenant in self._table.items():
+            if hmac.compare_digest(known, wanted):
+                return tenant
+        raise AuthError("invalid API key")

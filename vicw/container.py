@@ -1,0 +1,134 @@
+"""Dependencies, built once per process (a Lambda cold start) and shared by every entry point.
+
+Each builder is cached, so the chat app, the cold-path handlers and the local runner in one
+process share one Redis pool, one embedding model and one Qdrant client (local-mode Qdrant
+allows only one client per storage folder).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TYPE_CHECKING
+
+from vicw.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from vicw.auth import KeyTable
+    from vicw.conversation import Conversation
+    from vicw.queues import JobPublisher, QueueRef
+    from vicw.tokens import TokenCounter
+    from vicw.window_store import WindowStore
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@cache
+def token_counter() -> TokenCounter:
+    from vicw.tokens import TokenCounter
+
+    return TokenCounter(settings().token_encoding)
+
+
+@cache
+def window_store() -> WindowStore:
+    from vicw.window_store import WindowStore
+
+    return WindowStore.from_url(settings().redis_url)
+
+
+@cache
+def publisher() -> JobPublisher:
+    from vicw.queues import JobPublisher
+
+    s = settings()
+    return JobPublisher(window_store(), s.offload_topic_arn, s.offload_queue_url)
+
+
+def queues() -> list[QueueRef]:
+    from vicw.queues import QueueRef
+
+    s = settings()
+    return [
+        QueueRef("offload", s.offload_queue_url, s.offload_dlq_url),
+        QueueRef("graph", s.graph_queue_url, s.graph_dlq_url),
+    ]
+
+
+@cache
+def llm():  # noqa: ANN201 - LLMProvider | None
+    from vicw.llm.factory import build_provider
+
+    return build_provider(settings())
+
+
+@cache
+def embedder():  # noqa: ANN201
+    from vicw.embeddings import Embedder
+
+    return Embedder(settings())
+
+
+@cache
+def vector_store():  # noqa: ANN201
+    from vicw.vector_store import QdrantVectorStore
+
+    s = settings()
+    if not (s.qdrant_url or s.qdrant_path):
+        return None
+    return QdrantVectorStore(s)
+
+
+@cache
+def graph_store():  # noqa: ANN201
+    from vicw.graph_store import build_graph_store
+
+    return build_graph_store(settings())
+
+
+@cache
+def archive():  # noqa: ANN201
+    from vicw.archive import JobArchive
+
+    s = settings()
+    return JobArchive(s) if s.archive_bucket else None
+
+
+@cache
+def memory_source():  # noqa: ANN201 - MemorySource | None
+    try:
+        from vicw.retrieval import build_memory_source
+    except ImportError:
+        return None
+    return build_memory_source(settings())
+
+
+@cache
+def key_table() -> KeyTable:
+    from vicw.auth import KeyTable
+
+    s = settings()
+    spec = s.vicw_api_keys.get_secret_value() if s.vicw_api_keys else ""
+    if not spec and s.vicw_api_keys_parameter:
+        from vicw.secrets import get_secret_value
+
+        spec = get_secret_value(s.vicw_api_keys_parameter).get_secret_value()
+    return KeyTable.from_spec(spec)
+
+
+@cache
+def conversation() -> Conversation:
+    from vicw.conversation import Conversation
+
+    return Conversation(settings(), token_counter(), window_store(), publisher(), llm(), memory_source())
+
+
+def reset() -> None:
+    """Forget every built dependency (tests and the local runner call this after changing env)."""
+    get_settings.cache_clear()
+    for fn in (token_counter, window_store, publisher, llm, embedder, vector_store, graph_store, archive,
+               memory_source, key_table, conversation):
+        fn.cache_clear()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,0 +1,254 @@
+"""The hot path: record messages into a session's window, build the prompt, call the LLM.
+
+Adapters (Redis, SQS, the LLM, retrieval) come in through the container; the window arithmetic is
+the pure `vicw.window` module.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from vicw.llm.base import CompletionRequest, LLMNotConfigured
+from vicw.models import OffloadJob, WindowState, utcnow
+from vicw.observability import M, logger, metrics
+from vicw.prompt import Memory, PromptPlan, build_prompt
+from vicw.tokens import REPLY_PRIMING
+from vicw.window import NewTurn, WindowPolicy, append_turns, message_digest
+
+if TYPE_CHECKING:
+    from vicw.config import Settings
+    from vicw.llm.base import Completion, LLMProvider
+    from vicw.queues import JobPublisher
+    from vicw.tokens import TokenCounter
+    from vicw.window_store import WindowStore
+
+
+@dataclass
+class IncomingMessage:
+    role: str
+    content: str
+    name: str | None = None
+    timestamp: datetime | None = None
+
+
+class MemorySource(Protocol):
+    """What the hot path needs from retrieval (implemented in vicw.retrieval)."""
+
+    def retrieve(self, tenant: str, session_id: str, query: str, state: WindowState) -> list[Memory]: ...
+
+    def extra_blocks(self, tenant: str, session_id: str, state: WindowState) -> list[str]: ...
+
+
+@dataclass
+class TurnResult:
+    state: WindowState
+    jobs: list[OffloadJob]
+    plan: PromptPlan | None = None
+    completion: Completion | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    full_history_tokens: int = 0  # what the prompt would cost if the whole history were sent
+
+    @property
+    def tokens_saved(self) -> int:
+        """Prompt tokens saved versus sending the whole history every turn."""
+        return 0 if self.plan is None else max(0, self.full_history_tokens - self.plan.prompt_tokens)
+
+
+class Conversation:
+    def __init__(
+        self,
+        settings: Settings,
+        counter: TokenCounter,
+        windows: WindowStore,
+        publisher: JobPublisher,
+        llm: LLMProvider | None = None,
+        memory: MemorySource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.counter = counter
+        self.windows = windows
+        self.publisher = publisher
+        self.llm = llm
+        self.memory = memory
+        self.policy = WindowPolicy.from_settings(settings)
+
+    # --- recording -----------------------------------------------------------------------------
+    def _system_turn(self, content: str, now: datetime) -> NewTurn:
+        return NewTurn(role="system", content=content, tokens=self.counter.count_message("system", content), timestamp=now, pinned=True)
+
+    def _new_turns(self, messages: list[IncomingMessage], now: datetime) -> list[NewTurn]:
+        out = []
+        for m in messages:
+            ts = m.timestamp or now
+            probe = NewTurn(role=m.role, content=m.content, name=m.name, timestamp=ts, tokens=0)
+            tokens = self.counter.count_message(m.role, _render(probe))
+            out.append(NewTurn(role=m.role, content=m.content, name=m.name, timestamp=ts, tokens=tokens))
+        return out
+
+    def record(
+        self,
+        tenant: str,
+        session_id: str,
+        messages: list[IncomingMessage],
+        system_prompt: str | None = None,
+    ) -> TurnResult:
+        """Append messages atomically (relieving pressure), then hand shed turns to the queue."""
+        started = time.perf_counter()
+        now = utcnow()
+        new = self._new_turns(messages, now)
+
+        def change(current: WindowState | None):
+            state = current or WindowState(tenant=tenant, session_id=session_id)
+            wanted_system = system_prompt or (None if current else self.settings.system_prompt)
+            state, sys_jobs = self._ensure_system(state, wanted_system, now)
+            state, jobs = append_turns(state, new, self.policy, now)
+            return state, sys_jobs + jobs, None
+
+        state, jobs, _ = self.windows.update(tenant, session_id, change)
+        if jobs:
+            self.publisher.publish(jobs)
+            metrics.add_metric(name=M.OFFLOADS, unit="Count", value=len(jobs))
+            metrics.add_metric(name=M.OFFLOADED_TURNS, unit="Count", value=sum(len(j.turns) for j in jobs))
+        metrics.add_metric(name=M.WINDOW_PRESSURE, unit="Percent", value=100.0 * state.tokens / self.policy.budget)
+        return TurnResult(state=state, jobs=jobs, timings_ms={"record": (time.perf_counter() - started) * 1000})
+
+    def _ensure_system(self, state: WindowState, content: str | None, now: datetime) -> tuple[WindowState, list[OffloadJob]]:
+        """Keep exactly one pinned system turn, replacing it when the caller sends a different one."""
+        if content is None:
+            return state, []
+        current = next((t for t in state.turns if t.pinned and t.role == "system"), None)
+        if current is not None and current.content == content:
+            return state, []
+        state = state.model_copy(deep=True)
+        if current is not None:
+            state.turns = [t for t in state.turns if t is not current and not (t.pinned and t.role == "system")]
+        limit = int(self.policy.budget * (self.policy.target_after_relief / 2))
+        if self.counter.count_message("system", content) > limit:
+            raise ValueError(f"system prompt is too long: at most {limit} tokens in this window")
+        state, jobs = append_turns(state, [self._system_turn(content, now)], self.policy, now)
+        # Pinned turns belong at the front, whatever order they were added in.
+        state.turns.sort(key=lambda t: (not t.pinned, t.seq))
+        return state, jobs
+
+    def new_from_client_history(self, tenant: str, session_id: str, history: list[IncomingMessage]) -> list[IncomingMessage]:
+        """OpenAI clients resend the whole conversation: keep only what we have not stored yet."""
+        state = self.windows.load(tenant, session_id)
+        convo = [m for m in history if m.role != "system"]
+        if state is not None and state.history_digests:
+            stored = state.history_count
+            if 0 < stored <= len(convo):
+                last = convo[stored - 1]
+                if message_digest(last.role, last.content) == state.history_digests[-1]:
+                    return convo[stored:]
+        # Unknown or edited history: the new part is what follows the last assistant reply.
+        last_assistant = max((i for i, m in enumerate(convo) if m.role == "assistant"), default=-1)
+        return convo[last_assistant + 1 :]
+
+    # --- prompting -----------------------------------------------------------------------------
+    def plan(self, tenant: str, session_id: str, state: WindowState, query: str, use_rag: bool = True) -> tuple[PromptPlan, float]:
+        started = time.perf_counter()
+        memories: list[Memory] = []
+        blocks: list[str] = []
+        if use_rag and self.settings.rag_enabled and self.memory is not None and query:
+            try:
+                memories = self.memory.retrieve(tenant, session_id, query, state)
+                blocks = self.memory.extra_blocks(tenant, session_id, state)
+            except Exception as exc:  # retrieval is an enhancement: a store outage must not fail the chat
+                logger.warning("retrieval failed; answering from the live window", extra={"error": type(exc).__name__})
+        retrieval_ms = (time.perf_counter() - started) * 1000
+        plan = build_prompt(state, self.counter, self.policy.budget, memories, self.settings.memory_token_budget, blocks)
+        return plan, retrieval_ms
+
+    def preview(self, tenant: str, session_id: str, query: str) -> PromptPlan:
+        """The exact prompt the LLM would get for `query`, without changing the session."""
+        state = self.windows.load(tenant, session_id) or WindowState(tenant=tenant, session_id=session_id)
+        now = utcnow()
+        state, _ = self._ensure_system(state, None if state.turns else self.settings.system_prompt, now)
+        state, _ = append_turns(state, self._new_turns([IncomingMessage("user", query)], now), self.policy, now)
+        return self.plan(tenant, session_id, state, query)[0]
+
+    def begin(
+        self,
+        tenant: str,
+        session_id: str,
+        messages: list[IncomingMessage],
+        *,
+        use_rag: bool = True,
+        system_prompt: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stop: list[str] | None = None,
+    ) -> PendingTurn:
+        """Record the caller's messages and build the request for the LLM (everything but the call)."""
+        if self.llm is None:
+            raise LLMNotConfigured(
+                "no LLM is configured: set VICW_LLM_API_URL (+ VICW_LLM_API_KEY, VICW_LLM_MODEL_NAME) for an "
+                "OpenAI-compatible server, or BEDROCK_MODEL_ID for Amazon Bedrock"
+            )
+        started = time.perf_counter()
+        recorded = self.record(tenant, session_id, messages, system_prompt=system_prompt)
+        query = next((m.content for m in reversed(messages) if m.role == "user"), None)
+        if query is None:  # a client retrying a turn whose message is already stored
+            query = next((t.content for t in reversed(recorded.state.turns) if t.role == "user"), "")
+        plan, retrieval_ms = self.plan(tenant, session_id, recorded.state, query, use_rag)
+        request = CompletionRequest(
+            messages=plan.messages,
+            max_tokens=min(max_tokens or self.settings.llm_max_tokens, self.settings.llm_max_tokens),
+            temperature=self.settings.llm_temperature if temperature is None else temperature,
+            stop=stop,
+        )
+        return PendingTurn(tenant, session_id, recorded, plan, request, started, retrieval_ms)
+
+    def finish(self, pending: PendingTurn, completion: Completion, llm_ms: float) -> TurnResult:
+        """Store the reply once and report the turn's figures."""
+        reply = self.record(pending.tenant, pending.session_id, [IncomingMessage("assistant", completion.text)])
+        total_ms = (time.perf_counter() - pending.started) * 1000
+        plan = pending.plan
+        result = TurnResult(
+            state=reply.state,
+            jobs=pending.recorded.jobs + reply.jobs,
+            plan=plan,
+            completion=completion,
+            timings_ms={
+                "retrieval": pending.retrieval_ms, "llm": llm_ms, "total": total_ms,
+                "hot_path": total_ms - llm_ms - pending.retrieval_ms,
+            },
+            full_history_tokens=pending.recorded.state.total_tokens + REPLY_PRIMING,
+        )
+        metrics.add_metric(name=M.CHAT_REQUESTS, unit="Count", value=1)
+        metrics.add_metric(name=M.CHAT_LATENCY_MS, unit="Milliseconds", value=total_ms)
+        metrics.add_metric(name=M.LLM_LATENCY_MS, unit="Milliseconds", value=llm_ms)
+        metrics.add_metric(name=M.RETRIEVAL_LATENCY_MS, unit="Milliseconds", value=pending.retrieval_ms)
+        metrics.add_metric(name=M.HOT_PATH_LATENCY_MS, unit="Milliseconds", value=result.timings_ms["hot_path"])
+        metrics.add_metric(name=M.PROMPT_TOKENS, unit="Count", value=plan.prompt_tokens)
+        metrics.add_metric(name=M.MEMORIES_INJECTED, unit="Count", value=len(plan.memories))
+        metrics.add_metric(name=M.TOKENS_SAVED, unit="Count", value=result.tokens_saved)
+        return result
+
+    def chat(self, tenant: str, session_id: str, messages: list[IncomingMessage], **options: object) -> TurnResult:
+        pending = self.begin(tenant, session_id, messages, **options)  # type: ignore[arg-type]
+        assert self.llm is not None
+        llm_started = time.perf_counter()
+        completion = self.llm.complete(pending.request)
+        return self.finish(pending, completion, (time.perf_counter() - llm_started) * 1000)
+
+
+@dataclass
+class PendingTurn:
+    tenant: str
+    session_id: str
+    recorded: TurnResult
+    plan: PromptPlan
+    request: CompletionRequest
+    started: float
+    retrieval_ms: float
+
+
+def _render(turn: NewTurn) -> str:
+    from vicw.models import Turn
+
+    return Turn(seq=0, role=turn.role, content=turn.content, name=turn.name, timestamp=turn.timestamp, tokens=0).rendered()  # type: ignore[arg-type]

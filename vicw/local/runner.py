@@ -1,0 +1,345 @@
+"""`vicw local`: the whole system on 127.0.0.1, exercising the Lambda code paths.
+
+* HTTP requests are turned into API Gateway HTTP API (v2) events and given to the real chat
+  Lambda handler (Mangum inside), exactly as API Gateway would. Only `stream: true` requests go
+  straight to the ASGI app, because API Gateway + Lambda would buffer them (see docs/llm.md).
+* Pollers receive from the offload and graph queues over HTTP and invoke the real cold-path
+  handlers with SQS event payloads, deleting only the records not reported in
+  `batchItemFailures`; failed records come back after the visibility timeout and reach the DLQ
+  after maxReceiveCount, as with a Lambda event source mapping.
+* One process owns the local Qdrant folder, so the chat app and the offload handler share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import secrets
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from vicw.lambda_context import local_context
+from vicw.local.services import ManagedProcess, aws_env, moto_server, redis_server
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_function(name: str) -> ModuleType:
+    """Import functions/<name>/app.py under a unique module name (Lambda imports it as `app`)."""
+    path = REPO_ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"vicw_function_{name}", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def apigw_v2_event(method: str, path: str, query: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict:
+    now = time.time()
+    params: dict[str, str] = {}
+    for pair in filter(None, query.split("&")):
+        k, _, v = pair.partition("=")
+        params[k] = v
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "queryStringParameters": params or None,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": headers.get("host", "127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
+                     "userAgent": headers.get("user-agent", "")},
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        # Always base64: arbitrary bytes (even invalid UTF-8) reach the app unchanged.
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict:
+    records = []
+    for m in messages:
+        attrs = {
+            k: {"stringValue": v.get("StringValue"), "binaryValue": v.get("BinaryValue"), "stringListValues": [],
+                "binaryListValues": [], "dataType": v.get("DataType", "String")}
+            for k, v in (m.get("MessageAttributes") or {}).items()
+        }
+        records.append({
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": m.get("Attributes", {}),
+            "messageAttributes": attrs,
+            "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": region,
+        })
+    return {"Records": records}
+
+
+class QueuePoller(threading.Thread):
+    """Plays the part of a Lambda event source mapping for one queue."""
+
+    def __init__(self, name: str, queue_url: str, handler: Any, batch_size: int, stop: threading.Event) -> None:
+        super().__init__(name=f"poller-{name}", daemon=True)
+        self.queue_name, self.queue_url, self.handler = name, queue_url, handler
+        self.batch_size = max(1, min(batch_size, 10))
+        self.stop_event = stop
+        self.invocations = 0
+        self.errors = 0
+
+    def run(self) -> None:
+        from vicw.aws import client
+        from vicw.observability import logger
+
+        sqs = client("sqs")
+        arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        region = arn.split(":")[3]
+        while not self.stop_event.is_set():
+            try:
+                got = sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=1,
+                    AttributeNames=["All"], MessageAttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception as exc:  # the queue endpoint may be restarting: keep polling
+                logger.warning("queue receive failed", extra={"queue": self.queue_name, "error": type(exc).__name__})
+                self.stop_event.wait(1.0)
+                continue
+            if not got:
+                continue
+            self.invocations += 1
+            try:
+                result = self.handler(sqs_event(got, arn, region), local_context(f"vicw-{self.queue_name}"))
+                failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+            except Exception as exc:  # a crashed invocation fails the whole batch, as in Lambda
+                self.errors += 1
+                logger.exception("cold-path handler crashed", extra={"queue": self.queue_name, "error": type(exc).__name__})
+                continue
+            done = [m for m in got if m["MessageId"] not in failed]
+            for i in range(0, len(done), 10):
+                entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])]
+                try:
+                    sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+                except Exception:  # not deleted -> redelivered -> idempotent consumer: harmless
+                    logger.warning("delete after processing failed", extra={"queue": self.queue_name})
+
+
+class OutboxFlusher(threading.Thread):
+    """Re-sends offload jobs that could not reach the queue when their turn completed."""
+
+    def __init__(self, stop: threading.Event, every: float = 5.0) -> None:
+        super().__init__(name="outbox-flusher", daemon=True)
+        self.stop_event, self.every = stop, every
+
+    def run(self) -> None:
+        from vicw import container
+
+        while not self.stop_event.wait(self.every):
+            try:
+                container.publisher().flush_outbox(older_than=container.settings().outbox_resend_after_seconds)
+            except Exception:  # Redis or SQS down: try again next round
+                continue
+
+
+class LocalVicw:
+    """Starts (or attaches to) the local services, then serves the chat handler and runs the pollers."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 8000,
+        host: str = "127.0.0.1",
+        *,
+        redis_url: str | None = None,
+        aws_endpoint: str | None = None,
+        cold_path: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.port, self.host = port, host
+        self.redis_url, self.aws_endpoint = redis_url, aws_endpoint
+        self.cold_path = cold_path
+        self.processes: list[ManagedProcess] = []
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.server: Any = None
+        self.dev_key: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> LocalVicw:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.redis_url is None:
+            proc = redis_server(self.data_dir / "redis").start()
+            self.processes.append(proc)
+            self.redis_url = f"redis://127.0.0.1:{proc.port}/0"
+        if self.aws_endpoint is None:
+            proc = moto_server(self.data_dir).start()
+            self.processes.append(proc)
+            self.aws_endpoint = f"http://127.0.0.1:{proc.port}"
+        self._configure_env()
+        from vicw import container
+
+        container.reset()
+        self.chat = load_function("chat")
+        if self.cold_path:
+            self._start_cold_path()
+        flusher = OutboxFlusher(self.stop_event)
+        flusher.start()
+        self.threads.append(flusher)
+        self._start_http()
+        return self
+
+    def _configure_env(self) -> None:
+        from vicw.aws_resources import ensure_local_resources
+
+        os.environ.update(aws_env(self.aws_endpoint or ""))
+        redis_base = (self.redis_url or "").rsplit("/", 1)[0]
+        os.environ.update({
+            "REDIS_URL": self.redis_url or "",
+            "FALKORDB_URL": redis_base,
+            "QDRANT_PATH": str(self.data_dir / "qdrant"),
+            "VICW_DATA_DIR": str(self.data_dir),
+            "HF_HUB_OFFLINE": "1",
+            "FASTEMBED_CACHE_PATH": str(self.data_dir / "fastembed_cache"),
+        })
+        os.environ.setdefault("GRAPH_BACKEND", "falkordb")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.update(ensure_local_resources())
+        if not os.environ.get("VICW_API_KEYS") and not os.environ.get("VICW_API_KEYS_PARAMETER"):
+            key_file = self.data_dir / "dev-api-key"
+            if not key_file.exists():
+                key_file.write_text("vicw-dev-" + secrets.token_urlsafe(24))
+                key_file.chmod(0o600)
+            self.dev_key = key_file.read_text().strip()
+            os.environ["VICW_API_KEYS"] = f"{self.dev_key}:dev"
+
+    def _start_cold_path(self) -> None:
+        from vicw import container
+
+        s = container.settings()
+        for name, url in (("offload", s.offload_queue_url), ("graph", s.graph_queue_url)):
+            if not url:
+                continue
+            handler = load_function(name).handler
+            for _ in range(s.cold_path_workers):
+                poller = QueuePoller(name, url, handler, s.cold_path_batch_size, self.stop_event)
+                poller.start()
+                self.threads.append(poller)
+
+    def _start_http(self) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(self.gateway, host=self.host, port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"HTTP server did not start on {self.host}:{self.port}")
+            time.sleep(0.02)
+        if self.port == 0:
+            self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.threads.append(thread)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.server is not None:
+            self.server.should_exit = True
+        for t in self.threads:
+            t.join(timeout=5)
+        for proc in reversed(self.processes):
+            proc.stop()
+        from vicw import container
+
+        store = container.vector_store.cache_info().currsize and container.vector_store()
+        if store:
+            store.close()
+        container.reset()
+
+    # --- the API Gateway stand-in ----------------------------------------------------------------
+    async def gateway(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            key = k.decode("latin-1").lower()
+            headers[key] = f"{headers[key]},{v.decode('latin-1')}" if key in headers else v.decode("latin-1")
+        if _wants_stream(scope["path"], body):
+            await self._stream_direct(scope, body, send)
+            return
+        event = apigw_v2_event(
+            scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), headers, body,
+            (scope.get("client") or ("127.0.0.1", 0))[0],
+        )
+        result = await asyncio.get_running_loop().run_in_executor(None, _invoke, self.chat.handler, event)
+        raw = result.get("body") or ""
+        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+        out_headers = [(k.encode(), str(v).encode()) for k, v in (result.get("headers") or {}).items()
+                       if k.lower() != "content-length"]
+        out_headers += [(b"set-cookie", c.encode()) for c in result.get("cookies") or []]
+        out_headers.append((b"content-length", str(len(payload)).encode()))
+        await send({"type": "http.response.start", "status": result.get("statusCode", 500), "headers": out_headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _stream_direct(self, scope: dict, body: bytes, send: Any) -> None:
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if sent:
+                await asyncio.Event().wait()  # nothing more to read; wait for disconnect handling
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.chat.app(scope, replay, send)
+
+
+_loops = threading.local()
+
+
+def _invoke(handler: Any, event: dict) -> dict:
+    # Mangum drives the app on the thread's event loop; executor threads have none of their own.
+    if getattr(_loops, "loop", None) is None:
+        _loops.loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(_loops.loop)
+    return handler(event, local_context("vicw-chat", timeout_seconds=29))
+
+
+def _wants_stream(path: str, body: bytes) -> bool:
+    if not path.endswith("/chat/completions") or b'"stream"' not in body:
+        return False
+    try:
+        return json.loads(body).get("stream") is True
+    except (ValueError, AttributeError):
+        return False

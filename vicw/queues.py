@@ -1,0 +1,85 @@
+"""Sending offload jobs to the cold path, and reading queue depths for /stats.
+
+Jobs go to the SNS topic (which fans out to the offload and graph queues) or, when no topic is
+configured, straight to the offload queue. A job leaves the Redis outbox only after the send
+succeeded; anything left there (SQS unreachable, process crash) is re-sent by `flush_outbox`.
+Consumers are idempotent, so a job sent twice is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vicw.aws import client
+from vicw.models import OffloadJob
+from vicw.observability import logger
+from vicw.window_store import WindowStore
+
+
+@dataclass
+class QueueRef:
+    name: str
+    url: str | None
+    dlq_url: str | None
+
+
+class JobPublisher:
+    def __init__(self, store: WindowStore, topic_arn: str | None, queue_url: str | None) -> None:
+        self.store = store
+        self.topic_arn = topic_arn
+        self.queue_url = queue_url
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.topic_arn or self.queue_url)
+
+    def _send(self, job: OffloadJob) -> None:
+        body = job.model_dump_json()
+        attrs = {"tenant": {"DataType": "String", "StringValue": job.tenant}}
+        if self.topic_arn:
+            client("sns").publish(TopicArn=self.topic_arn, Message=body, MessageAttributes=attrs)
+        else:
+            client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attrs)
+
+    def publish(self, jobs: list[OffloadJob]) -> int:
+        """Send jobs already recorded in the outbox. Returns how many were sent; never raises."""
+        sent = 0
+        if not self.configured:
+            return 0
+        for job in jobs:
+            try:
+                self._send(job)
+            except (BotoCoreError, ClientError) as exc:
+                logger.warning("offload job kept in outbox for retry", extra={"job_id": job.job_id, "error": type(exc).__name__})
+                continue
+            self.store.outbox_done(job.job_id)
+            sent += 1
+        return sent
+
+    def flush_outbox(self, older_than: float = 0.0, limit: int = 100) -> int:
+        return self.publish(self.store.outbox_pending(older_than=older_than, limit=limit))
+
+
+def queue_depths(queues: list[QueueRef]) -> dict[str, dict[str, int | None]]:
+    """visible / in_flight / dlq message counts per queue (approximate, as SQS reports them)."""
+    sqs = client("sqs")
+    out: dict[str, dict[str, int | None]] = {}
+    for q in queues:
+        entry: dict[str, int | None] = {"visible": None, "in_flight": None, "dlq": None}
+        try:
+            if q.url:
+                a = sqs.get_queue_attributes(
+                    QueueUrl=q.url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"]
+                entry["visible"] = int(a["ApproximateNumberOfMessages"])
+                entry["in_flight"] = int(a["ApproximateNumberOfMessagesNotVisible"])
+            if q.dlq_url:
+                a = sqs.get_queue_attributes(QueueUrl=q.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+                entry["dlq"] = int(a["ApproximateNumberOfMessages"])
+        except (BotoCoreError, ClientError) as exc:
+            entry["error"] = type(exc).__name__  # type: ignore[assignment]
+        out[q.name] = entry
+    return out
