@@ -40,7 +40,8 @@ class Reply:
     """One scripted answer.
 
     text: the assistant message (split into word-sized deltas when streamed).
-    status/body: an HTTP error instead of a completion (body defaults to an OpenAI error object).
+    status/body: a raw answer instead of a completion, e.g. an error (see Reply.error) or a
+        non-JSON page from a misbehaving proxy; a str/bytes body is sent as is.
     delay: seconds to wait before answering (provokes client timeouts).
     chunk_delay: seconds between streamed chunks.
     disconnect: close the connection without answering (a transport error for the client).
@@ -127,7 +128,9 @@ class ScriptedLLM:
         handler = type("Handler", (_Handler,), {"llm": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="scripted-llm", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="scripted-llm", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -249,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)  # socket.SHUT_RDWR
             return
         try:
-            if reply.status != 200:
+            if reply.body is not None or reply.status != 200:
                 self._send_json(reply.status, reply.body if reply.body is not None else {"error": {}}, reply.headers)
             elif body.get("stream"):
                 self._send_stream(request, reply)
