@@ -1,0 +1,258 @@
+"""The cold path: what happens to an offload job after it leaves the hot path.
+
+Two consumers read the same jobs (SNS fans each one out to two SQS queues):
+
+* offload: archive the job to S3, split it into turn chunks, embed them, upsert them into Qdrant;
+* graph: extract entities and relations into the knowledge graph (`vicw.graph_store`).
+
+Both are safe to run twice on the same job. Deterministic point/node ids make every write an
+overwrite; on top of that a Powertools idempotency record in Redis (keyed on function + job id)
+turns a redelivered job into a no-op. A job re-sent on purpose by `vicw replay archive` carries a
+replay id in a message attribute, which is part of the idempotency key, so it is processed again.
+
+Nothing here knows Lambda event shapes except `ColdPathWorker.handle_batch`, which feeds SQS
+records through Powertools' BatchProcessor so that one bad record never fails its batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
+from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
+from pydantic import ValidationError
+
+from vicw.models import OffloadJob
+from vicw.observability import M, logger, metrics
+
+REPLAY_ATTRIBUTE = "vicw-replay"
+# Long enough to cover SQS redelivery, outbox re-sends and SNS retries; short enough that Redis
+# never accumulates much (one small key per job and function).
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+JobHandler = Callable[[OffloadJob], dict[str, Any]]
+
+
+class InvalidJob(ValueError):
+    """An SQS record whose body is not an OffloadJob. It fails alone and ends up in the DLQ."""
+
+
+def parse_job(body: str | bytes | None) -> OffloadJob:
+    """Validate a record body as an OffloadJob (raw SNS delivery; a wrapped SNS envelope is accepted too)."""
+    if not body:
+        raise InvalidJob("empty record body")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise InvalidJob(f"record body is not JSON ({exc.msg} at position {exc.pos})") from None
+    if isinstance(data, dict) and data.get("Type") == "Notification" and isinstance(data.get("Message"), str):
+        return parse_job(data["Message"])  # the subscription lost RawMessageDelivery
+    try:
+        return OffloadJob.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        # The message names the field, never the content: bodies hold user text.
+        raise InvalidJob(f"record body is not an OffloadJob: {exc.error_count()} error(s), first at {where}: {first['msg']}") from None
+
+
+class OffloadProcessor:
+    """archive -> chunk -> embed -> upsert. Each step is an idempotent write."""
+
+    def __init__(self, embedder: Any, vectors: Any, archive: Any | None = None) -> None:
+        self.embedder = embedder
+        self.vectors = vectors
+        self.archive = archive
+
+    def process(self, job: OffloadJob) -> dict[str, Any]:
+        # Archive first: if anything later fails, the job can still be rebuilt from S3.
+        key = self.archive.put(job) if self.archive is not None else None
+        chunks = self.vectors.chunks(job)
+        started = time.perf_counter()
+        vectors = self.embedder.embed([c.text for c in chunks])
+        embed_ms = (time.perf_counter() - started) * 1000
+        if chunks:
+            metrics.add_metric(name=M.EMBEDDING_LATENCY_MS, unit=MetricUnit.Milliseconds, value=round(embed_ms, 1))
+        points = self.vectors.upsert_job(job, vectors, chunks)
+        return {"job_id": job.job_id, "points": points, "turns": len(job.turns), "embed_ms": round(embed_ms, 1), "archive_key": key}
+
+
+def graph_processor(job: OffloadJob, store: Any, extractor: Any = None) -> dict[str, Any]:
+    from vicw.graph_store import process_graph_job
+
+    return process_graph_job(job, store, extractor=extractor)
+
+
+class GraphProcessor:
+    def __init__(self, store: Any | None, extractor: Any = None) -> None:
+        self.store = store
+        self.extractor = extractor
+
+    def process(self, job: OffloadJob) -> dict[str, Any]:
+        if self.store is None:  # GRAPH_BACKEND=none: consume the job, do nothing
+            return {"job_id": job.job_id, "skipped": "graph store not configured"}
+        return graph_processor(job, self.store, self.extractor)
+
+
+class IdempotentRunner:
+    """Runs a job handler at most once per (function, job id, replay id) while the Redis record lives.
+
+    Redis is an optimisation here, not the guarantee (deterministic ids are): if the idempotency
+    store is unreachable the job is processed anyway rather than failed.
+    """
+
+    def __init__(self, name: str, handler: JobHandler, client: redis.Redis | None, ttl: int = IDEMPOTENCY_TTL_SECONDS) -> None:
+        self.name = name
+        self.handler = handler
+        self.config = IdempotencyConfig(
+            event_key_jmespath="[job_id, replay]",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=ttl,
+            response_hook=self._mark_duplicate,
+        )
+        self.persistence = CachePersistenceLayer(client=client) if client is not None else None
+        self._run = None
+        if self.persistence is not None:
+            prefix = f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'vicw')}.{name}"
+            self._run = idempotent_function(
+                self._work, data_keyword_argument="key", persistence_store=self.persistence, config=self.config, key_prefix=prefix
+            )
+
+    @staticmethod
+    def _mark_duplicate(response: Any, record: Any) -> Any:
+        return {**response, "duplicate": True} if isinstance(response, dict) else response
+
+    def _work(self, *, key: dict[str, str], job: OffloadJob) -> dict[str, Any]:
+        return self.handler(job)
+
+    def register_context(self, context: Any) -> None:
+        # In-progress records then expire with the invocation, so a crashed run cannot block retries.
+        self.config.register_lambda_context(context)
+
+    def __call__(self, job: OffloadJob, replay_id: str = "") -> dict[str, Any]:
+        if self._run is None:
+            return self.handler(job)
+        try:
+            return self._run(key={"job_id": job.job_id, "replay": replay_id}, job=job)
+        except IdempotencyPersistenceLayerError as exc:
+            logger.warning(
+                "idempotency store unavailable; processing without it",
+                extra={"function": self.name, "job_id": job.job_id, "error": type(exc.__cause__ or exc).__name__},
+            )
+            return self.handler(job)
+
+
+class ColdPathWorker:
+    """One cold-path function: SQS batch in, partial batch response out."""
+
+    def __init__(
+        self, name: str, handler: JobHandler, redis_client: redis.Redis | None = None, warm_up: Callable[[], None] | None = None
+    ) -> None:
+        self.name = name
+        self.redis = redis_client
+        self.runner = IdempotentRunner(name, handler, redis_client)
+        self._warm_up = warm_up
+
+    def warm_up(self) -> None:
+        """Load what is slow to load (the embedding model) before the first batch arrives."""
+        if self._warm_up is not None:
+            self._warm_up()
+
+    def process_job(self, job: OffloadJob, replay_id: str = "") -> dict[str, Any]:
+        return self.runner(job, replay_id)
+
+    def _record_handler(self, record: SQSRecord) -> dict[str, Any]:
+        try:
+            job = parse_job(record.body)
+            replay = record.message_attributes.get(REPLAY_ATTRIBUTE)
+            result = self.process_job(job, replay.string_value if replay and replay.string_value else "")
+        except Exception as exc:
+            logger.warning(
+                "cold-path record failed",
+                extra={"function": self.name, "message_id": record.message_id, "error": f"{type(exc).__name__}: {exc}"[:500]},
+            )
+            raise
+        logger.debug("cold-path record done", extra={"function": self.name, **result})
+        return result
+
+    def handle_batch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.runner.register_context(context)
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        response = process_partial_response(event=event, record_handler=self._record_handler, processor=processor, context=context)
+        failed = len(response.get("batchItemFailures", []))
+        processed = len(event.get("Records", [])) - failed
+        metrics.add_metric(name=M.RECORDS_PROCESSED, unit=MetricUnit.Count, value=processed)
+        metrics.add_metric(name=M.RECORDS_FAILED, unit=MetricUnit.Count, value=failed)
+        self._record_outcome(processed, failed)
+        return response
+
+    def _record_outcome(self, processed: int, failed: int) -> None:
+        if self.redis is None:
+            return
+        try:
+            from vicw.worker_stats import record_outcome
+
+            record_outcome(self.redis, self.name, processed, failed)
+        except Exception as exc:  # noqa: BLE001 - counters for /stats must never fail a batch
+            logger.debug("worker stats not recorded", extra={"error": type(exc).__name__})
+
+
+def _redis_client(url: str | None) -> redis.Redis | None:
+    if not url:
+        return None
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+
+
+def build_offload_worker() -> ColdPathWorker:
+    from vicw import container
+
+    s = container.settings()
+    vectors = container.vector_store()
+    if vectors is None:
+        raise RuntimeError("the offload function needs a vector store: set QDRANT_URL (or QDRANT_PATH locally)")
+    processor = OffloadProcessor(container.embedder(), vectors, container.archive())
+    return ColdPathWorker("offload", processor.process, _redis_client(s.redis_url), warm_up=processor.embedder.warm_up)
+
+
+def build_graph_worker() -> ColdPathWorker:
+    from vicw import container
+
+    s = container.settings()
+    return ColdPathWorker("graph", GraphProcessor(container.graph_store()).process, _redis_client(s.redis_url))
+
+
+class LazyWorker:
+    """Builds its worker on first use and keeps it for the life of the process (the Lambda sandbox).
+
+    On Lambda the handler module calls `get()` at import, so the model loads during the init phase;
+    elsewhere (tests, local tools) importing a handler connects to nothing.
+    """
+
+    def __init__(self, build: Callable[[], ColdPathWorker]) -> None:
+        self._build = build
+        self._worker: ColdPathWorker | None = None
+
+    def get(self) -> ColdPathWorker:
+        if self._worker is None:
+            self._worker = self._build()
+        return self._worker
+
+    def reset(self) -> None:
+        self._worker = None
+
+    def warm_if_on_lambda(self) -> None:
+        if on_lambda():
+            self.get().warm_up()
+
+
+def on_lambda() -> bool:
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and "AWS_LAMBDA_RUNTIME_API" in os.environ
