@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from vicw.tokens import TokenCounter
 
@@ -96,7 +96,7 @@ def echo_responder(request: RecordedRequest) -> Reply:
     return Reply(text=f"ok: {request.last_user_message}")
 
 
-def _stream_pieces(text: str) -> list[str]:
+def stream_pieces(text: str) -> list[str]:
     """Split into word-sized deltas whose concatenation is exactly `text`."""
     pieces: list[str] = []
     current = ""
@@ -110,13 +110,15 @@ def _stream_pieces(text: str) -> list[str]:
     return pieces
 
 
-class ScriptedLLM:
-    """The server. Use as a context manager, or call start()/stop()."""
+class ScriptedServer:
+    """A threaded HTTP server on 127.0.0.1 with a reply queue and a request log (see ScriptedLLM)."""
 
-    def __init__(self, model: str = "scripted-model", responder: Responder | None = None) -> None:
-        self.model = model
-        self.default_responder: Responder = responder or echo_responder
-        self._responder = self.default_responder
+    handler: type[BaseHTTPRequestHandler]
+    thread_name = "scripted-server"
+
+    def __init__(self, responder: Responder) -> None:
+        self.default_responder: Responder = responder
+        self._responder = responder
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
@@ -124,12 +126,12 @@ class ScriptedLLM:
         self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> ScriptedLLM:
-        handler = type("Handler", (_Handler,), {"llm": self})
+    def start(self) -> Self:
+        handler = type("BoundHandler", (self.handler,), {"owner": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="scripted-llm", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.thread_name, daemon=True
         )
         self._thread.start()
         return self
@@ -140,38 +142,31 @@ class ScriptedLLM:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> ScriptedLLM:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # --- addresses -------------------------------------------------------------------------
     @property
     def port(self) -> int:
         if self._server is None:
-            raise RuntimeError("ScriptedLLM is not started")
+            raise RuntimeError(f"{type(self).__name__} is not started")
         return self._server.server_address[1]
 
     @property
-    def base_url(self) -> str:
-        """The OpenAI SDK style base URL (…/v1)."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def url(self) -> str:
-        """The full chat/completions URL (what VICW_LLM_API_URL holds)."""
-        return f"{self.base_url}/chat/completions"
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     # --- scripting -------------------------------------------------------------------------
-    def script(self, *replies: str | Reply) -> ScriptedLLM:
+    def script(self, *replies: str | Reply) -> Self:
         """Queue replies, answered in order before the default responder takes over."""
         with self._lock:
             for reply in replies:
                 self._queue.append(Reply(text=reply) if isinstance(reply, str) else reply)
         return self
 
-    def respond_with(self, responder: Responder) -> ScriptedLLM:
+    def respond_with(self, responder: Responder) -> Self:
         """Replace the default responder (called with the RecordedRequest; returns str or Reply)."""
         self._responder = responder
         return self
@@ -186,74 +181,130 @@ class ScriptedLLM:
     def pending(self) -> int:
         return len(self._queue)
 
-    @property
-    def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.endswith("/chat/completions")]
-
-    # --- internals -------------------------------------------------------------------------
-    def _record(self, request: RecordedRequest) -> None:
+    # --- used by the handlers --------------------------------------------------------------
+    def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
 
-    def _next_reply(self, request: RecordedRequest) -> Reply:
+    def next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
             if self._queue:
                 return self._queue.popleft()
         reply = self._responder(request)
         return Reply(text=reply) if isinstance(reply, str) else reply
 
+
+class ScriptedLLM(ScriptedServer):
+    """The OpenAI-compatible server. Use as a context manager, or call start()/stop()."""
+
+    thread_name = "scripted-llm"
+
+    def __init__(self, model: str = "scripted-model", responder: Responder | None = None) -> None:
+        super().__init__(responder or echo_responder)
+        self.model = model
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI SDK style base URL (…/v1)."""
+        return f"{self.endpoint}/v1"
+
+    @property
+    def url(self) -> str:
+        """The full chat/completions URL (what VICW_LLM_API_URL holds)."""
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
     def usage_for(self, request: RecordedRequest, text: str) -> dict[str, int]:
-        counter = _tokens()
-        prompt = counter.count_messages(
-            {"role": str(m.get("role", "")), "content": str(m.get("content") or "")} for m in request.messages
-        )
-        completion = counter.count_text(text)
+        """The usage this server reports for `text` answering `request`."""
+        prompt = count_prompt_tokens(request.messages)
+        completion = _tokens().count_text(text)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    llm: ScriptedLLM
+def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    return _tokens().count_messages(
+        {"role": str(m.get("role", "")), "content": str(m.get("content") or "")} for m in messages
+    )
+
+
+class ScriptedHandler(BaseHTTPRequestHandler):
+    """Shared plumbing for the fake servers' request handlers."""
+
+    owner: ScriptedServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass  # keep test output clean
 
-    # --- routing ---------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        self.llm._record(self._recorded(None))
-        if self.path.rstrip("/").endswith("/models"):
-            data = [{"id": self.llm.model, "object": "model", "created": 0, "owned_by": "scripted"}]
-            self._send_json(200, {"object": "list", "data": data})
-        else:
-            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
-
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def read_json(self) -> tuple[RecordedRequest, dict[str, Any] | None]:
+        """Read and record the request; the parsed body, or None after answering 400."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
-            self.llm._record(self._recorded(None))
-            self._send_json(400, {"error": {"message": "body is not JSON"}})
-            return
-        request = self._recorded(body)
-        self.llm._record(request)
-        if not self.path.rstrip("/").endswith("/chat/completions"):
-            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
-            return
-        if not isinstance(body.get("messages"), list):
-            self._send_json(400, {"error": {"message": "'messages' must be a list"}})
-            return
-        reply = self.llm._next_reply(request)
+            body = None
+        request = RecordedRequest(self.command, self.path, dict(self.headers.items()), body, time.time())
+        self.owner.record(request)
+        if not isinstance(body, dict):
+            self.send_json(400, {"message": "body is not a JSON object"})
+            return request, None
+        return request, body
+
+    def pace(self, reply: Reply) -> bool:
+        """Apply the reply's delay / disconnect; False when the connection was dropped."""
         if reply.delay:
             time.sleep(reply.delay)
         if reply.disconnect:
             self.close_connection = True
             self.connection.shutdown(2)  # socket.SHUT_RDWR
+            return False
+        return True
+
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        if isinstance(payload, str):
+            payload = payload.encode()
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+
+class _OpenAIHandler(ScriptedHandler):
+    owner: ScriptedLLM
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self.owner.record(RecordedRequest(self.command, self.path, dict(self.headers.items()), None, time.time()))
+        if self.path.rstrip("/").endswith("/models"):
+            data = [{"id": self.owner.model, "object": "model", "created": 0, "owned_by": "scripted"}]
+            self.send_json(200, {"object": "list", "data": data})
+        else:
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        request, body = self.read_json()
+        if body is None:
+            return
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        if not isinstance(body.get("messages"), list):
+            self.send_json(400, {"error": {"message": "'messages' must be a list"}})
+            return
+        reply = self.owner.next_reply(request)
+        if not self.pace(reply):
             return
         try:
             if reply.body is not None or reply.status != 200:
-                self._send_json(reply.status, reply.body if reply.body is not None else {"error": {}}, reply.headers)
+                self.send_json(reply.status, reply.body if reply.body is not None else {"error": {}}, reply.headers)
             elif body.get("stream"):
                 self._send_stream(request, reply)
             else:
@@ -261,15 +312,11 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (e.g. its timeout fired first)
 
-    # --- responses -------------------------------------------------------------------------
-    def _recorded(self, body: dict[str, Any] | None) -> RecordedRequest:
-        return RecordedRequest(self.command, self.path, dict(self.headers.items()), body, time.time())
-
     def _model(self, request: RecordedRequest) -> str:
-        return str((request.body or {}).get("model") or self.llm.model)
+        return str((request.body or {}).get("model") or self.owner.model)
 
     def _usage(self, request: RecordedRequest, reply: Reply) -> dict[str, int]:
-        return reply.usage if reply.usage is not None else self.llm.usage_for(request, reply.text)
+        return reply.usage if reply.usage is not None else self.owner.usage_for(request, reply.text)
 
     def _send_completion(self, request: RecordedRequest, reply: Reply) -> None:
         payload: dict[str, Any] = {
@@ -288,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         usage = self._usage(request, reply)
         if usage:
             payload["usage"] = usage
-        self._send_json(200, payload, reply.headers)
+        self.send_json(200, payload, reply.headers)
 
     def _send_stream(self, request: RecordedRequest, reply: Reply) -> None:
         self.send_response(200)
@@ -311,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         emit([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-        for piece in _stream_pieces(reply.text):
+        for piece in stream_pieces(reply.text):
             if reply.chunk_delay:
                 time.sleep(reply.chunk_delay)
             emit([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
@@ -323,15 +370,5 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        if isinstance(payload, str):
-            payload = payload.encode()
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-        self.wfile.flush()
+
+ScriptedLLM.handler = _OpenAIHandler
