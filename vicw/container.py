@@ -83,6 +83,8 @@ def vector_store():  # noqa: ANN201
 
 @cache
 def graph_store():  # noqa: ANN201
+    if settings().graph_backend == "none":
+        return None
     from vicw.graph_store import build_graph_store
 
     return build_graph_store(settings())
@@ -123,6 +125,17 @@ def conversation() -> Conversation:
     from vicw.conversation import Conversation
 
     return Conversation(settings(), token_counter(), window_store(), publisher(), llm(), memory_source())
+
+
+def warm() -> None:
+    """Build what every request needs at cold start, so no request pays for it (or times out on it)."""
+    from vicw.observability import logger
+
+    for build in (token_counter, window_store, publisher, key_table, llm, vector_store, graph_store, memory_source):
+        try:
+            build()
+        except Exception as exc:  # a dependency that is down at start is reported by /health later
+            logger.warning("dependency not ready at start", extra={"dependency": build.__name__, "error": type(exc).__name__})
 
 
 def reset() -> None:

@@ -7,9 +7,11 @@ Powertools context (correlation id = API Gateway request id), metrics flushing a
 from aws_lambda_powertools.logging import correlation_paths
 from mangum import Mangum
 
+from vicw import container
 from vicw.api.app import create_app
 from vicw.observability import logger, metrics, tracer
 
+container.warm()
 app = create_app()
 _asgi = Mangum(app, lifespan="off")
 

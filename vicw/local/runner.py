@@ -249,7 +249,7 @@ class LocalVicw:
     def _start_http(self) -> None:
         import uvicorn
 
-        config = uvicorn.Config(self.gateway, host=self.host, port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(self.gateway, host=self.host, port=self.port, log_level="warning", lifespan="off", interface="asgi3")
         self.server = uvicorn.Server(config)
         thread = threading.Thread(target=self.server.run, name="http", daemon=True)
         thread.start()
