@@ -45,6 +45,8 @@ class Reply:
     delay: seconds to wait before answering (provokes client timeouts).
     chunk_delay: seconds between streamed chunks.
     disconnect: close the connection without answering (a transport error for the client).
+    stream_error: when streaming, fail after the text deltas with this error (OpenAI: an `error`
+        event; Converse: an exception frame of this type, e.g. "modelStreamErrorException").
     usage: override the reported usage (e.g. {} to report none).
     """
 
@@ -55,6 +57,7 @@ class Reply:
     chunk_delay: float = 0.0
     finish_reason: str = "stop"
     disconnect: bool = False
+    stream_error: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     usage: dict[str, int] | None = None
 
@@ -362,6 +365,10 @@ class _OpenAIHandler(ScriptedHandler):
             if reply.chunk_delay:
                 time.sleep(reply.chunk_delay)
             emit([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+        if reply.stream_error:
+            self.wfile.write(b"data: " + json.dumps({"error": {"message": reply.stream_error}}).encode() + b"\n\n")
+            self.wfile.flush()
+            return
         emit([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])
         options = (request.body or {}).get("stream_options") or {}
         usage = self._usage(request, reply)
