@@ -14,7 +14,7 @@ depends only on the job, so writing it twice is harmless.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -28,8 +28,18 @@ def _q(value: str) -> str:
     return quote(value, safe="")
 
 
-def _epoch_ms(when: datetime | float | int) -> int:
-    return int(when.timestamp() * 1000) if isinstance(when, datetime) else int(float(when) * 1000)
+def _epoch_ms(when: datetime | float | int | str) -> int:
+    """Epoch milliseconds of a datetime, epoch seconds, or an ISO-8601 date/datetime (naive = UTC)."""
+    if isinstance(when, str):
+        try:
+            return int(float(when) * 1000)
+        except ValueError:
+            when = datetime.fromisoformat(when)
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return int(when.timestamp() * 1000)
+    return int(float(when) * 1000)
 
 
 def tenant_prefix(tenant: str) -> str:
@@ -86,7 +96,7 @@ class JobArchive:
             return ROOT
         return session_prefix(tenant, session_id) if session_id is not None else tenant_prefix(tenant)
 
-    def iter_keys(self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | None = None) -> Iterator[str]:
+    def iter_keys(self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | str | None = None) -> Iterator[str]:
         floor = _epoch_ms(since) if since is not None else None
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._prefix(tenant, session_id)):
@@ -102,12 +112,12 @@ class JobArchive:
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return OffloadJob.model_validate_json(body)
 
-    def iter_jobs(self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | None = None) -> Iterator[OffloadJob]:
+    def iter_jobs(self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | str | None = None) -> Iterator[OffloadJob]:
         """Archived jobs, oldest first within each session."""
         for key in self.iter_keys(tenant, session_id, since):
             yield self.get(key)
 
-    def count(self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | None = None) -> int:
+    def count(self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | str | None = None) -> int:
         return sum(1 for _ in self.iter_keys(tenant, session_id, since))
 
     def _delete_prefix(self, prefix: str) -> int:

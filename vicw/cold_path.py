@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -119,7 +120,12 @@ class IdempotentRunner:
             expires_after_seconds=ttl,
             response_hook=self._mark_duplicate,
         )
-        self.persistence = CachePersistenceLayer(client=client) if client is not None else None
+        self.persistence = None
+        if client is not None:
+            with warnings.catch_warnings():
+                # Powertools 3.x: CachePersistenceLayer is an alias of the class its own warning deprecates.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.persistence = CachePersistenceLayer(client=client)
         self._run = None
         if self.persistence is not None:
             prefix = f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME', 'vicw')}.{name}"
@@ -173,8 +179,8 @@ class ColdPathWorker:
     def _record_handler(self, record: SQSRecord) -> dict[str, Any]:
         try:
             job = parse_job(record.body)
-            replay = record.message_attributes.get(REPLAY_ATTRIBUTE)
-            result = self.process_job(job, replay.string_value if replay and replay.string_value else "")
+            replay = record.message_attributes[REPLAY_ATTRIBUTE]  # Powertools: None when absent
+            result = self.process_job(job, (replay.string_value or "") if replay is not None else "")
         except Exception as exc:
             logger.warning(
                 "cold-path record failed",

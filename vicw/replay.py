@@ -138,7 +138,7 @@ def _send_all(sqs: Any, url: str, bodies: list[str], replay_id: str) -> int:
 def replay_archive(
     tenant: str | None = None,
     session_id: str | None = None,
-    since: datetime | float | None = None,
+    since: datetime | float | str | None = None,
     target: Target = "all",
     progress: bool = True,
     *,
