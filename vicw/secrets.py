@@ -22,13 +22,16 @@ class SecretUnavailable(RuntimeError):
     """The secret could not be read (missing, no permission, or unreachable)."""
 
 
-def get_secret_value(name: str, max_age: int = DEFAULT_MAX_AGE) -> SecretStr:
-    """The secret named `name` (SSM parameter if it starts with "/", else Secrets Manager)."""
+def get_secret_value(name: str, max_age: int = DEFAULT_MAX_AGE, force: bool = False) -> SecretStr:
+    """The secret named `name` (SSM parameter if it starts with "/", else Secrets Manager).
+
+    `force` skips the cache (e.g. after the upstream API rejected the cached key).
+    """
     try:
         if name.startswith("/"):
-            raw = parameters.get_parameter(name, decrypt=True, max_age=max_age)
+            raw = parameters.get_parameter(name, decrypt=True, max_age=max_age, force_fetch=force)
         else:
-            raw = parameters.get_secret(name, max_age=max_age)
+            raw = parameters.get_secret(name, max_age=max_age, force_fetch=force)
     except parameters.exceptions.GetParameterError as exc:
         kind = "SSM parameter" if name.startswith("/") else "secret"
         reason = type(exc.__cause__).__name__ if exc.__cause__ else "GetParameterError"
