@@ -1,0 +1,210 @@
+"""template.yaml itself: settings wiring, parameters, queues, layers, and a SAM transform."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from vicw.aws_resources import (
+    FUNCTION_SETTINGS,
+    function_environment,
+    load_template,
+    queue_definitions,
+    read_template,
+)
+from vicw.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return read_template(TEMPLATE_PATH)
+
+
+def _functions(template: dict) -> dict[str, dict]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def _walk(node):
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_every_function_has_a_settings_list_and_the_reverse(template):
+    assert set(_functions(template)) == set(FUNCTION_SETTINGS)
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_SETTINGS))
+def test_function_gets_every_setting_it_reads(template, function):
+    env = function_environment(template, function)
+    for field in FUNCTION_SETTINGS[function]:
+        assert field in Settings.model_fields, f"{field} is not a Settings field (vicw/config.py)"
+        assert field.upper() in env, f"{function} reads {field.upper()} but the template does not set it"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_SETTINGS))
+def test_function_environment_names_are_known_settings_or_runtime_variables(template, function):
+    runtime_vars = {"HF_HUB_OFFLINE", "FASTEMBED_CACHE_PATH", "TIKTOKEN_CACHE_DIR"}
+    for var in function_environment(template, function):
+        if var.startswith("POWERTOOLS_") or var in runtime_vars:
+            continue
+        assert var.lower() in Settings.model_fields, f"{function}: {var} is not a Settings field (typo?)"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_SETTINGS))
+def test_settings_named_in_handler_code_are_wired(template, function):
+    """Any `settings.<field>` the handler module touches must be in that function's list."""
+    code_dir = ROOT / template["Resources"][function]["Properties"]["CodeUri"]
+    used = set()
+    for path in code_dir.glob("**/*.py"):
+        used |= set(re.findall(r"\b(?:get_)?settings(?:\(\))?\.([a-z_][a-z0-9_]*)", path.read_text()))
+    missing = {f for f in used if f in Settings.model_fields} - set(FUNCTION_SETTINGS[function])
+    assert not missing, f"{function} code reads {sorted(missing)}: add them to FUNCTION_SETTINGS and the template"
+
+
+def test_default_settings_validate_for_the_chat_function(template, monkeypatch):
+    """The template's default values must satisfy the Settings validators (thresholds, token budget)."""
+    from vicw.aws_resources import parameter_defaults
+
+    params = parameter_defaults(template)
+    env = function_environment(template, "ChatFunction")
+    for var, value in env.items():
+        if isinstance(value, dict) and "Ref" in value and value["Ref"] in params:
+            monkeypatch.setenv(var, params[value["Ref"]])
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    settings = Settings()
+    assert settings.llm_timeout < template["Resources"]["ChatFunction"]["Properties"]["Timeout"]
+
+
+def test_every_parameter_is_used(template):
+    refs = set()
+    for node in _walk({k: v for k, v in template.items() if k != "Parameters"}):
+        if isinstance(node, dict) and "Ref" in node:
+            refs.add(node["Ref"])
+        if isinstance(node, dict) and "Fn::Sub" in node:
+            text = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
+            refs |= set(re.findall(r"\$\{([A-Za-z0-9]+)\}", text))
+    unused = set(template["Parameters"]) - refs
+    assert not unused, f"unused parameters: {sorted(unused)}"
+
+
+def test_chat_timeout_fits_api_gateway_and_llm_timeout_fits_chat(template):
+    chat = template["Resources"]["ChatFunction"]["Properties"]
+    assert chat["Timeout"] <= 29
+    llm = template["Parameters"]["LlmTimeoutSeconds"]
+    assert llm["MaxValue"] < chat["Timeout"] and llm["Default"] < chat["Timeout"]
+
+
+def test_cold_path_queues_have_dlqs_and_visibility_six_times_consumer_timeout(template):
+    queues = queue_definitions(TEMPLATE_PATH)
+    consumers = {}
+    for name, fn in _functions(template).items():
+        for event in fn["Properties"].get("Events", {}).values():
+            if event["Type"] == "SQS":
+                consumers[event["Properties"]["Queue"]["Fn::GetAtt"][0]] = (name, event["Properties"])
+    assert set(consumers) == {"OffloadQueue", "GraphQueue"}
+    dlqs = {q.dlq_name for q in queues.values() if q.dlq_name}
+    assert len(dlqs) == 2, "each cold-path queue needs its own DLQ"
+    default_receives = template["Parameters"]["MaxReceiveCount"]["Default"]
+    for queue, (function, props) in consumers.items():
+        q = queues[queue]
+        assert q.dlq_name in queues and queues[q.dlq_name].dlq_name is None
+        assert q.max_receive_count == default_receives
+        timeout = template["Resources"][function]["Properties"]["Timeout"]
+        assert q.visibility_timeout >= 6 * timeout, f"{queue}: visibility < 6 x {function} timeout"
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert props["BatchSize"] == {"Ref": "ColdPathBatchSize"}
+        assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "ColdPathWorkers"}
+        assert props["MaximumBatchingWindowInSeconds"] == {"Ref": "ColdPathBatchingWindowSeconds"}
+    assert template["Parameters"]["ColdPathWorkers"]["MinValue"] >= 2
+
+
+def test_subscriptions_use_raw_delivery(template):
+    subs = [r for r in template["Resources"].values() if r["Type"] == "AWS::SNS::Subscription"]
+    assert {s["Properties"]["Endpoint"]["Fn::GetAtt"][0] for s in subs} == {"OffloadQueue", "GraphQueue"}
+    assert all(s["Properties"]["RawMessageDelivery"] is True for s in subs)
+
+
+def test_archive_bucket_is_private_encrypted_versioned_and_expires(template):
+    props = template["Resources"]["ArchiveBucket"]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    rule = props["LifecycleConfiguration"]["Rules"][0]
+    assert rule["ExpirationInDays"] == {"Ref": "ArchiveRetentionDays"}
+
+
+def test_functions_use_the_layers_and_a_runtime_the_layers_target(template):
+    glob = template["Globals"]["Function"]
+    assert {layer["Ref"] for layer in glob["Layers"]} == {"DepsLayer", "VicwLayer"}
+    for name in ("DepsLayer", "VicwLayer"):
+        props = template["Resources"][name]["Properties"]
+        assert props["CompatibleRuntimes"] == [glob["Runtime"]]
+    makefile = (ROOT / "layers" / "Makefile").read_text()
+    assert f"LAMBDA_PYTHON := {glob['Runtime'].removeprefix('python')}" in makefile
+
+
+def test_deps_layer_requirements_match_pyproject():
+    def names(lines):
+        return {re.split(r"[\[<>=!~; ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-") for line in lines}
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    layer = [
+        line for line in (ROOT / "layers" / "deps" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert names(layer) == names(project)
+
+
+def test_short_form_intrinsics_become_long_form():
+    doc = load_template("A: !Ref X\nB: !GetAtt Q.Arn\nC: !Sub 'x-${Y}'\nD: !If [c, 1, 2]\nE: !Join ['', [a, b]]\n")
+    assert doc == {
+        "A": {"Ref": "X"},
+        "B": {"Fn::GetAtt": ["Q", "Arn"]},
+        "C": {"Fn::Sub": "x-${Y}"},
+        "D": {"Fn::If": ["c", 1, 2]},
+        "E": {"Fn::Join": ["", ["a", "b"]]},
+    }
+
+
+def test_samconfig_has_dev_and_prod_with_a_confirmed_prod_changeset(template):
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+    for env in ("dev", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["stack_name"] and deploy["region"]
+        assert "CAPABILITY_IAM" in deploy["capabilities"].split()
+        overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
+        assert overrides["Stage"] == env
+        assert set(overrides) <= set(template["Parameters"]), "samconfig overrides an unknown parameter"
+
+
+def test_sam_transform_succeeds(template):
+    samtranslator = pytest.importorskip(
+        "samtranslator", reason="aws-sam-translator is not installed here (.ci/static_checks.sh runs this transform)"
+    )
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("sam_translate", ROOT / "infra" / "sam_translate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sam_translate"] = module
+    spec.loader.exec_module(module)
+    result = module.translate(TEMPLATE_PATH)
+    types = {r["Type"] for r in result["Resources"].values()}
+    assert "AWS::Lambda::EventSourceMapping" in types and "AWS::ApiGatewayV2::Api" in types
+    mappings = [r["Properties"] for r in result["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
+    json.dumps(result, default=str)
+    assert samtranslator
