@@ -28,6 +28,7 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     provider = container.llm()
     print(f"VICW is running at {local.url}  (data in {Path(args.data_dir).resolve()})", flush=True)
+    print(f"  redis: {local.redis_url}  aws: {local.aws_endpoint}", flush=True)
     print(f"  LLM: {provider.name + ' / ' + provider.model if provider else 'not configured (set VICW_LLM_API_URL)'}", flush=True)
     if local.dev_key:
         print(f"  development API key: {local.dev_key}", flush=True)
