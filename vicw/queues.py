@@ -26,10 +26,11 @@ class QueueRef:
 
 
 class JobPublisher:
-    def __init__(self, store: WindowStore, topic_arn: str | None, queue_url: str | None) -> None:
+    def __init__(self, store: WindowStore, topic_arn: str | None, queue_url: str | None, sns=None, sqs=None) -> None:  # noqa: ANN001
         self.store = store
         self.topic_arn = topic_arn
         self.queue_url = queue_url
+        self._sns, self._sqs = sns, sqs
 
     @property
     def configured(self) -> bool:
@@ -39,9 +40,9 @@ class JobPublisher:
         body = job.model_dump_json()
         attrs = {"tenant": {"DataType": "String", "StringValue": job.tenant}}
         if self.topic_arn:
-            client("sns").publish(TopicArn=self.topic_arn, Message=body, MessageAttributes=attrs)
+            (self._sns or client("sns")).publish(TopicArn=self.topic_arn, Message=body, MessageAttributes=attrs)
         else:
-            client("sqs").send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attrs)
+            (self._sqs or client("sqs")).send_message(QueueUrl=self.queue_url, MessageBody=body, MessageAttributes=attrs)
 
     def publish(self, jobs: list[OffloadJob]) -> int:
         """Send jobs already recorded in the outbox. Returns how many were sent; never raises."""
