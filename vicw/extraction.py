@@ -229,27 +229,34 @@ def item_key(kind: str, phrase: str, subject: str | None = None, rules: Rules | 
     return ":".join(parts)
 
 
-def match_update(update: StatusUpdate, candidates: Iterable[StateItem], rules: Rules | None = None) -> StateItem | None:
-    """The stored item a later completion/cancellation refers to, or None.
+def match_update(
+    update: StatusUpdate, candidates: Iterable[StateItem], rules: Rules | None = None, *, earlier_only: bool = True
+) -> StateItem | None:
+    """The item a completion/cancellation refers to, or None.
 
-    Only items first mentioned before the update qualify. An update without content words
-    ("never mind") targets the item mentioned most recently before it. Otherwise the item must
-    contain at least half of the update's words. The choice depends only on turn positions, so
-    replaying a job picks the same item again.
+    With `earlier_only` (stored items) only items first mentioned in an earlier turn qualify;
+    the extractor passes the items it has read so far, which all precede the update. An update
+    without content words ("never mind") targets the most recently mentioned item. Otherwise the
+    item must contain at least half of the update's words. The choice depends only on turn
+    positions, so replaying a job picks the same item again.
     """
-    earlier = [c for c in candidates if c.turn_seqs and min(c.turn_seqs) < update.seq]
-    if not earlier:
+    pool = [c for c in candidates if c.turn_seqs and (not earlier_only or min(c.turn_seqs) < update.seq)]
+
+    def recency(index: int, item: StateItem) -> tuple[int, int]:
+        return max((s for s in item.turn_seqs if s <= update.seq), default=-1), index
+
+    if not pool:
         return None
     if not update.terms:
-        return max(earlier, key=lambda c: (max(s for s in c.turn_seqs if s < update.seq), c.key))
+        return max(enumerate(pool), key=lambda pair: recency(*pair))[1]
     wanted = set(update.terms)
     best: tuple[tuple, StateItem] | None = None
-    for item in earlier:
+    for index, item in enumerate(pool):
         have = set(terms(item.text, rules)) | set(item.key.rsplit(":", 1)[-1].split())
         shared = len(wanted & have)
         if shared == 0 or shared / len(wanted) < 0.5:
             continue
-        rank = (shared / len(wanted), shared / max(len(have), 1), max(s for s in item.turn_seqs if s < update.seq))
+        rank = (shared / len(wanted), shared / max(len(have), 1), *recency(index, item))
         if best is None or rank > best[0]:
             best = (rank, item)
     return best[1] if best else None
@@ -303,7 +310,7 @@ class _Collector:
             old.text, old.status, old.status_seq, old.updated_at = new.text, new.status, new.status_seq, new.updated_at
 
     def update(self, upd: StatusUpdate) -> None:
-        target = match_update(upd, self.items.values(), self.rules)
+        target = match_update(upd, self.items.values(), self.rules, earlier_only=False)
         if target is None:
             self.updates.append(upd)
             return
