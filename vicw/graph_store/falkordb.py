@@ -35,7 +35,11 @@ class FalkorDBGraphStore(CypherGraphStore):
     def from_url(cls, url: str, graph_name: str, **kwargs: Any) -> FalkorDBGraphStore:
         from falkordb import FalkorDB
 
-        return cls(FalkorDB.from_url(url), graph_name, **kwargs)
+        try:
+            db = FalkorDB.from_url(url)
+        except Exception as exc:  # the client connects (and probes the server mode) right away
+            raise GraphStoreError(f"falkordb unreachable: {exc}") from exc
+        return cls(db, graph_name, **kwargs)
 
     def _run(self, query: str, params: dict[str, Any], *, write: bool) -> Outcome:
         try:
