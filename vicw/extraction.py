@@ -29,6 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from vicw.llm.base import CompletionRequest, LLMError
 from vicw.models import OffloadJob, Turn
 
 EntityType = Literal["person", "place", "organisation", "work", "thing"]
@@ -583,9 +584,7 @@ class LLMExtractor:
         self.rules = rules
         self.logger = logger
 
-    def request(self, job: OffloadJob):
-        from vicw.llm.base import CompletionRequest
-
+    def request(self, job: OffloadJob) -> CompletionRequest:
         transcript = "\n".join(f"[{t.seq}] {t.role}{' ' + t.name if t.name else ''}: {t.content}" for t in job.turns)
         return CompletionRequest(
             messages=[{"role": "system", "content": LLM_INSTRUCTIONS}, {"role": "user", "content": transcript}],
@@ -594,8 +593,6 @@ class LLMExtractor:
         )
 
     def __call__(self, job: OffloadJob) -> Extraction:
-        from vicw.llm.base import LLMError
-
         try:
             completion = self.provider.complete(self.request(job))
             return parse_llm_extraction(completion.text, job, self.rules)
