@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     # --- operations ------------------------------------------------------------------------
     log_level: str = "INFO"
     vicw_data_dir: str = ".vicw"
+    vicw_metrics_token: SecretStr | None = None  # bearer token for GET /metrics from non-loopback scrapers
+    vicw_backup_url: str | None = None  # default backup target: a directory or s3://bucket/prefix
 
     @model_validator(mode="before")
     @classmethod

@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "vicw")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VICW")
 
+
+class _EmfAndPrometheus(AmazonCloudWatchEMFProvider):
+    """Every add_metric feeds the Prometheus registry (vicw.metrics_export) and, unless
+    POWERTOOLS_METRICS_DISABLED is set (`vicw local`), the EMF metric set flushed by @log_metrics.
+
+    With EMF disabled nothing is kept in the Powertools set: nothing would ever flush it, and it is
+    shared by every thread of a local server."""
+
+    def add_metric(self, name: str, unit: Any, value: float, resolution: Any = 60) -> None:
+        from vicw.metrics_export import record
+
+        record(name, unit, value)
+        if not is_metrics_disabled():
+            super().add_metric(name=name, unit=unit, value=value, resolution=resolution)
+
+    def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None:
+        if is_metrics_disabled():
+            self.clear_metrics()
+            return
+        super().flush_metrics(raise_on_empty_metrics=raise_on_empty_metrics)
+
+
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# Same shared metric/dimension sets as any other Metrics() instance, with the forwarding provider.
+metrics.provider = _EmfAndPrometheus(
+    metric_set=metrics.metric_set, dimension_set=metrics.dimension_set, metadata_set=metrics.metadata_set,
+    default_dimensions=metrics.default_dimensions, namespace=NAMESPACE, service=SERVICE,
+)
 tracer = Tracer(service=SERVICE)
 
 

@@ -208,6 +208,9 @@ def create_app() -> FastAPI:
 
         return collect_stats(tenant)
 
+    from vicw.api.ops import router as ops_router
+
+    app.include_router(ops_router)
     return app
 
 

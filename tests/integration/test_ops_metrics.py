@@ -1,0 +1,130 @@
+"""GET /metrics: the same add_metric calls that become EMF in Lambda move Prometheus series locally,
+for the chat path and the in-process cold path; the route's access rules."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import API_KEY, start_local_vicw
+from vicw.observability import M, metrics
+
+
+@pytest.fixture()
+def live(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_client):
+    """VICW with the cold-path pollers running in this process (so their metrics share the registry)."""
+    env = {**vicw_env, "MAX_CONTEXT_TOKENS": "2048", "LLM_MAX_TOKENS": "256"}
+    saved = {k: os.environ.get(k) for k in (*env, "VICW_METRICS_TOKEN")}
+    scripted_llm.reset()
+    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, env, cold_path=True)
+    yield local
+    local.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def scrape(url: str, **headers: str) -> dict[tuple[str, tuple], float]:
+    resp = httpx.get(f"{url}/metrics", headers=headers, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/plain")
+    out = {}
+    for family in text_string_to_metric_families(resp.text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def paragraph(i: int) -> str:
+    return f"Note {i}: the warehouse in Tilburg ships pallets of blue ceramic tiles every Tuesday. " * 6
+
+
+def test_chat_and_cold_path_metrics_move(live, scripted_llm):
+    before = scrape(live.url)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=live.url, headers=headers, timeout=30) as api:
+        for i in range(2):
+            scripted_llm.script(f"reply {i}")
+            assert api.post("/chat", json={"session_id": "m1", "message": f"hello {i}"}).status_code == 200
+        # enough text to push the window past its threshold: offload jobs go to the cold path
+        msgs = [{"role": "user" if i % 2 else "assistant", "content": paragraph(i)} for i in range(24)]
+        got = api.post("/sessions/m1/messages", json={"messages": msgs}).json()
+        assert got["offload_jobs"] >= 1
+
+    deadline = time.monotonic() + 60
+    while True:
+        after = scrape(live.url)
+        done = value(after, "vicw_cold_path_records_processed_total") - value(before, "vicw_cold_path_records_processed_total")
+        if done >= 2 * got["offload_jobs"] or time.monotonic() > deadline:  # offload + graph queue
+            break
+        time.sleep(0.3)
+
+    def moved(name: str, at_least: float = 1.0) -> None:
+        delta = value(after, name) - value(before, name)
+        assert delta >= at_least, f"{name} moved by {delta}"
+
+    moved("vicw_chat_requests_total", 2)
+    for hist in ("chat_latency_seconds", "llm_latency_seconds", "retrieval_latency_seconds", "hot_path_latency_seconds",
+                 "prompt_tokens", "memories_injected"):
+        moved(f"vicw_{hist}_count", 2)
+    moved("vicw_chat_latency_seconds_sum", 1e-6)
+    moved("vicw_prompt_tokens_sum", 10)
+    moved("vicw_window_pressure_ratio_count", 3)
+    moved("vicw_offloads_total", got["offload_jobs"])
+    moved("vicw_offloaded_turns_total", 1)
+    moved("vicw_tokens_saved_total", 0)  # the series exists (it only grows once prompts shed history)
+    moved("vicw_cold_path_records_processed_total", 2 * got["offload_jobs"])
+    moved("vicw_embedding_latency_seconds_count", 1)
+    assert ("vicw_cold_path_records_failed_total", ()) in after
+    # scraped gauges: queue depths, DLQ depths and the outbox, read at scrape time
+    assert value(after, "vicw_dlq_depth", queue="offload") == 0
+    assert ("vicw_dlq_depth", (("queue", "graph"),)) in after
+    assert ("vicw_queue_messages", (("queue", "offload"), ("state", "visible"))) in after
+    assert value(after, "vicw_outbox_pending") == 0
+    assert value(after, "vicw_scrape_source_up", source="sqs") == 1
+    assert value(after, "vicw_scrape_source_up", source="redis") == 1
+
+
+def test_every_metric_name_is_exported(live):
+    """Names with no call site yet (echo, boredom) still reach Prometheus through the same call."""
+    before = scrape(live.url)
+    metrics.add_metric(name=M.ECHO_REGENERATIONS, unit="Count", value=1)
+    metrics.add_metric(name=M.BOREDOM_WARNINGS, unit="Count", value=2)
+    metrics.add_metric(name=M.LLM_ERRORS, unit="Count", value=1)
+    after = scrape(live.url)
+    assert value(after, "vicw_echo_regenerations_total") - value(before, "vicw_echo_regenerations_total") == 1
+    assert value(after, "vicw_boredom_warnings_total") - value(before, "vicw_boredom_warnings_total") == 2
+    assert value(after, "vicw_llm_errors_total") - value(before, "vicw_llm_errors_total") == 1
+
+
+def test_metrics_access_rules(live, monkeypatch):
+    from vicw.config import get_settings
+    from vicw.local.runner import _invoke, apigw_v2_event
+
+    # no token configured: loopback yes, anyone else no
+    remote = _invoke(live.chat.handler, apigw_v2_event("GET", "/metrics", "", {}, b"", "203.0.113.9"))
+    assert remote["statusCode"] == 403
+    # a tenant's API key is not a scrape credential
+    assert httpx.get(f"{live.url}/metrics", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
+
+    monkeypatch.setenv("VICW_METRICS_TOKEN", "scrape-token-123456")
+    get_settings.cache_clear()
+    try:
+        assert httpx.get(f"{live.url}/metrics").status_code == 401
+        assert httpx.get(f"{live.url}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        scrape(live.url, Authorization="Bearer scrape-token-123456")
+        event = apigw_v2_event("GET", "/metrics", "", {"authorization": "Bearer scrape-token-123456"}, b"", "203.0.113.9")
+        assert _invoke(live.chat.handler, event)["statusCode"] == 200
+    finally:
+        monkeypatch.delenv("VICW_METRICS_TOKEN")
+        get_settings.cache_clear()
