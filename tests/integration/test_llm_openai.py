@@ -172,3 +172,12 @@ def test_check_reports_host_and_model_only(llm_server):
 def test_rejects_a_url_that_is_not_http():
     with pytest.raises(ValueError):
         OpenAICompatProvider("localhost:11434/v1/chat/completions")
+
+
+def test_error_event_mid_stream_raises_after_partial_text(llm_server):
+    llm_server.script(Reply(text="partial words", stream_error="upstream overloaded"))
+    received = []
+    with pytest.raises(LLMError) as caught:
+        for delta in provider(llm_server).stream(request()):
+            received.append(delta)
+    assert "".join(received) == "partial words" and "overloaded" in str(caught.value)

@@ -33,7 +33,7 @@ RUNTIME_PACKAGE = "cyllama"
 # more tokens for the same text, so the context gets a margin (still clamped to the trained size).
 TOKENIZER_MARGIN = 1.25
 # Special-token look-alikes in message text ("<|im_end|>") would be parsed as real control tokens.
-_SPECIAL_TOKEN = re.compile(r"<\|([^|<>]{1,40})\|>")
+_SPECIAL_TOKEN = re.compile(r"<\|([^|<>\s]{1,40})\|>")
 
 
 def locate_model(override: str | None = None) -> Path | None:
