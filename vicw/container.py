@@ -108,6 +108,13 @@ def memory_source():  # noqa: ANN201 - MemorySource | None
 
 
 @cache
+def loop_guard():  # noqa: ANN201 - LoopGuard
+    from vicw.loop_guard import build_loop_guard
+
+    return build_loop_guard(settings())
+
+
+@cache
 def key_table() -> KeyTable:
     from vicw.auth import KeyTable
 
@@ -124,7 +131,7 @@ def key_table() -> KeyTable:
 def conversation() -> Conversation:
     from vicw.conversation import Conversation
 
-    return Conversation(settings(), token_counter(), window_store(), publisher(), llm(), memory_source())
+    return Conversation(settings(), token_counter(), window_store(), publisher(), llm(), memory_source(), loop_guard())
 
 
 def warm() -> None:
@@ -142,6 +149,6 @@ def reset() -> None:
     """Forget every built dependency (tests and the local runner call this after changing env)."""
     get_settings.cache_clear()
     for fn in (token_counter, window_store, publisher, llm, embedder, vector_store, graph_store, archive,
-               memory_source, key_table, conversation):
+               memory_source, loop_guard, key_table, conversation):
         fn.cache_clear()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -21,6 +21,7 @@ from vicw.window import NewTurn, WindowPolicy, append_turns, message_digest
 if TYPE_CHECKING:
     from vicw.config import Settings
     from vicw.llm.base import Completion, LLMProvider
+    from vicw.loop_guard import LoopGuard
     from vicw.queues import JobPublisher
     from vicw.tokens import TokenCounter
     from vicw.window_store import WindowStore
@@ -67,6 +68,7 @@ class Conversation:
         publisher: JobPublisher,
         llm: LLMProvider | None = None,
         memory: MemorySource | None = None,
+        loop_guard: LoopGuard | None = None,
     ) -> None:
         self.settings = settings
         self.counter = counter
@@ -74,6 +76,7 @@ class Conversation:
         self.publisher = publisher
         self.llm = llm
         self.memory = memory
+        self.loop_guard = loop_guard
         self.policy = WindowPolicy.from_settings(settings)
 
     # --- recording -----------------------------------------------------------------------------
@@ -203,9 +206,11 @@ class Conversation:
         )
         return PendingTurn(tenant, session_id, recorded, plan, request, started, retrieval_ms)
 
-    def finish(self, pending: PendingTurn, completion: Completion, llm_ms: float) -> TurnResult:
+    def finish(self, pending: PendingTurn, completion: Completion, llm_ms: float, reply_vector: list[float] | None = None) -> TurnResult:
         """Store the reply once and report the turn's figures."""
         reply = self.record(pending.tenant, pending.session_id, [IncomingMessage("assistant", completion.text)])
+        if self.loop_guard is not None:  # echo history and injection counts (streamed replies too)
+            self.loop_guard.after_reply(pending.tenant, pending.session_id, pending.plan, completion.text, reply_vector)
         total_ms = (time.perf_counter() - pending.started) * 1000
         plan = pending.plan
         result = TurnResult(
@@ -234,7 +239,18 @@ class Conversation:
         assert self.llm is not None
         llm_started = time.perf_counter()
         completion = self.llm.complete(pending.request)
-        return self.finish(pending, completion, (time.perf_counter() - llm_started) * 1000)
+        vector = None
+        if self.loop_guard is not None:
+            guarded = self.loop_guard.guard(
+                tenant, session_id, pending.request, completion, self.llm.complete, lambda: self._without_memories(pending)
+            )
+            completion, vector = guarded.completion, guarded.vector
+        return self.finish(pending, completion, (time.perf_counter() - llm_started) * 1000, vector)
+
+    def _without_memories(self, pending: PendingTurn) -> list[dict[str, str]]:
+        """The same prompt without retrieved memories (the echo guard's last resort)."""
+        plan = pending.plan
+        return build_prompt(pending.recorded.state, self.counter, self.policy.budget, [], self.settings.memory_token_budget, plan.extra_blocks).messages
 
 
 @dataclass

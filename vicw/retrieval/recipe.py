@@ -1,0 +1,43 @@
+"""The knobs of one retrieval run, gathered in one object so each step can be tested alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vicw.config import Settings
+
+
+@dataclass(frozen=True)
+class RetrievalRecipe:
+    top_k_semantic: int = 8
+    top_k_keyword: int = 8
+    top_k_relational: int = 5
+    score_threshold: float = 0.25  # cosine floor for dense hits
+    memory_token_budget: int = 1024
+    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. use 60)
+    weights: tuple[tuple[str, float], ...] = (("dense", 1.0), ("keyword", 1.0), ("graph", 0.5), ("temporal", 1.0))
+    neighbour_hits: int = 4  # how many of the best hits may pull in the turn that completes their exchange
+    max_memory_tokens: int = 160  # one memory never takes more than this (long turns are truncated)
+    state_items: int = 10  # active goals/tasks/decisions/facts shown as a block
+    completed_items: int = 3  # recently completed ones
+    state_item_chars: int = 140
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> RetrievalRecipe:
+        return cls(
+            top_k_semantic=s.rag_top_k_semantic,
+            top_k_keyword=s.rag_top_k_keyword,
+            top_k_relational=s.rag_top_k_relational,
+            score_threshold=s.rag_score_threshold,
+            memory_token_budget=s.memory_token_budget,
+        )
+
+    def weight(self, step: str) -> float:
+        return dict(self.weights).get(step, 1.0)
+
+    @property
+    def candidate_limit(self) -> int:
+        """How many fused candidates are worth packing (the prompt budget trims the rest)."""
+        return max(1, self.top_k_semantic + self.top_k_keyword + self.top_k_relational)
