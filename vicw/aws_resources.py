@@ -23,8 +23,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vicw.aws import client
 
 TEMPLATE_NAME = "template.yaml"
@@ -58,12 +56,9 @@ FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
 
 
 # --- reading the template ------------------------------------------------------------------------
-class _CfnLoader(yaml.SafeLoader):
-    """A safe YAML loader that turns CloudFormation short forms (!Ref, !GetAtt, ...) into the
-    long JSON forms ({"Ref": ...}, {"Fn::GetAtt": [...]}), as CloudFormation itself does."""
+def _construct_intrinsic(loader: Any, tag_suffix: str, node: Any) -> dict[str, Any]:
+    import yaml
 
-
-def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
     elif isinstance(node, yaml.SequenceNode):
@@ -77,11 +72,22 @@ def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.No
     return {f"Fn::{tag_suffix}": value}
 
 
-_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+@lru_cache(maxsize=1)
+def _cfn_loader() -> type:
+    """A safe YAML loader that turns CloudFormation short forms (!Ref, !GetAtt, ...) into the
+    long JSON forms ({"Ref": ...}, {"Fn::GetAtt": [...]}), as CloudFormation itself does.
+    (PyYAML is a development dependency: imported only when a template is read.)"""
+    import yaml
+
+    loader = type("CfnLoader", (yaml.SafeLoader,), {})
+    loader.add_multi_constructor("!", _construct_intrinsic)
+    return loader
 
 
 def load_template(text: str) -> dict[str, Any]:
-    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    import yaml
+
+    return yaml.load(text, Loader=_cfn_loader())  # noqa: S506 - a SafeLoader subclass
 
 
 def find_template(template_path: Path | str | None = None) -> Path:
