@@ -37,7 +37,9 @@ def request(**kw) -> CompletionRequest:
             {"role": "user", "content": "What is my dog's name?"},
         ],
     )
-    return CompletionRequest(messages=messages, max_tokens=kw.pop("max_tokens", 64), temperature=kw.pop("temperature", 0.3), **kw)
+    kw.setdefault("max_tokens", 64)
+    kw.setdefault("temperature", 0.3)
+    return CompletionRequest(messages=messages, **kw)
 
 
 def test_converse_maps_the_request_and_reads_usage(bedrock):

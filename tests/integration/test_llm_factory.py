@@ -77,7 +77,7 @@ def test_explicit_choice_without_its_settings_fails_clearly(tmp_path):
         build_provider(settings(vicw_llm_provider="embedded", vicw_embedded_model_path=str(tmp_path / "x.gguf")))
 
 
-@pytest.mark.skipif(embedded.unavailable_reason() is not None, reason=f"embedded model: {embedded.unavailable_reason()}")
+@pytest.mark.skipif(embedded.unavailable_reason() is not None, reason=f"embedded: {embedded.unavailable_reason()}")
 def test_auto_falls_back_to_the_embedded_model():
     provider = build_provider(settings())
     assert provider is not None and provider.name == "embedded"

@@ -25,7 +25,9 @@ def provider(server: ScriptedLLM, **kw) -> OpenAICompatProvider:
 
 def request(text: str = "hello", **kw) -> CompletionRequest:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
-    return CompletionRequest(messages=messages, max_tokens=kw.pop("max_tokens", 32), temperature=kw.pop("temperature", 0.2), **kw)
+    kw.setdefault("max_tokens", 32)
+    kw.setdefault("temperature", 0.2)
+    return CompletionRequest(messages=messages, **kw)
 
 
 def test_complete_sends_the_request_and_returns_real_usage(llm_server):
@@ -40,7 +42,8 @@ def test_complete_sends_the_request_and_returns_real_usage(llm_server):
     assert sent.body["messages"] == request("what is it?").messages
     assert (sent.body["temperature"], sent.body["max_tokens"], sent.body["stop"]) == (0.2, 32, ["\n\n"])
     expected = llm_server.usage_for(sent, "The answer is 42.")
-    assert (result.prompt_tokens, result.completion_tokens) == (expected["prompt_tokens"], expected["completion_tokens"])
+    assert result.prompt_tokens == expected["prompt_tokens"]
+    assert result.completion_tokens == expected["completion_tokens"]
 
 
 def test_request_model_overrides_default_and_missing_usage_is_none(llm_server):

