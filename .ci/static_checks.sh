@@ -85,7 +85,7 @@ handler_imports() {
             --no-warn-conflicts --target "$boto" boto3 || return 1
     fi
     local layers="$BUILD_DIR/DepsLayer/python:$BUILD_DIR/VicwLayer/python:$boto"
-    for fn in ChatFunction OffloadFunction GraphFunction; do
+    for fn in ChatFunction OffloadFunction GraphFunction MaintenanceFunction; do
         (cd "$BUILD_DIR/$fn" && env -i PATH=/usr/bin:/bin HOME="$WORK" AWS_REGION=$REGION \
             AWS_DEFAULT_REGION=$REGION AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none \
             AWS_ENDPOINT_URL=http://127.0.0.1:9 REDIS_URL=redis://127.0.0.1:9/0 GRAPH_BACKEND=none \

@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     for name, (total, parts) in sorted(function_sizes(build_dir).items()):
         detail = ", ".join(f"{k} {v / 1e6:.1f}" for k, v in parts.items())
         verdict = "ok" if total < LIMIT_BYTES else "OVER LIMIT"
-        print(f"  {name:<18} {total / 1e6:7.1f} MB of {LIMIT_BYTES / 1e6:.1f} ({detail})  {verdict}")
+        print(f"  {name:<20} {total / 1e6:7.1f} MB of {LIMIT_BYTES / 1e6:.1f} ({detail})  {verdict}")
         worst = max(worst, total)
     return 0 if worst < LIMIT_BYTES else 1
 

@@ -52,6 +52,12 @@ FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
         "graph_backend", "neo4j_uri", "neo4j_user", "neo4j_password_secret",
         "cold_path_batch_size", "cold_path_workers", "max_receive_count",
     ),
+    "MaintenanceFunction": (
+        *_COMMON,
+        "retention_days", "archive_bucket",
+        "qdrant_url", "qdrant_api_key_secret", "qdrant_collection",
+        "graph_backend", "neo4j_uri", "neo4j_user", "neo4j_password_secret",
+    ),
 }
 
 
