@@ -53,3 +53,12 @@ class KeyTable:
             if hmac.compare_digest(known, wanted):
                 return tenant
         raise AuthError("invalid API key")
+
+
+def admin_tenants(spec: str | None) -> frozenset[str]:
+    """VICW_ADMIN_TENANTS ("ops,root") as a set of tenant names."""
+    return frozenset(t.strip() for t in (spec or "").split(",") if t.strip())
+
+
+def is_admin(tenant: str, spec: str | None) -> bool:
+    return tenant in admin_tenants(spec)

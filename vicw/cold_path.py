@@ -174,6 +174,14 @@ class ColdPathWorker:
             self._warm_up()
 
     def process_job(self, job: OffloadJob, replay_id: str = "") -> dict[str, Any]:
+        # Before the idempotency record: a skipped job must not mark its (deterministic) id as done.
+        # If Redis cannot say whether the session was deleted, the record fails and is retried.
+        if self.redis is not None:
+            from vicw.forget import is_forgotten
+
+            if is_forgotten(self.redis, job):
+                logger.info("job of a deleted session dropped", extra={"function": self.name, "job_id": job.job_id})
+                return {"job_id": job.job_id, "skipped": "session deleted"}
         return self.runner(job, replay_id)
 
     def _record_handler(self, record: SQSRecord) -> dict[str, Any]:

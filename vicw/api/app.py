@@ -49,6 +49,15 @@ def require_tenant(request: Request, authorization: Annotated[str | None, Header
 Tenant = Annotated[str, Depends(require_tenant)]
 
 
+def check_message_chars(*texts: str) -> None:
+    """MAX_MESSAGE_CHARS: one message's content may not be longer than this many characters."""
+    limit = container.settings().max_message_chars
+    longest = max((len(t) for t in texts), default=0)
+    if longest > limit:
+        raise ApiError(413, f"a message is {longest} characters long, over the limit of {limit} (MAX_MESSAGE_CHARS)",
+                       "message_too_large")
+
+
 def _incoming(messages: list[s.MessageIn]) -> list[IncomingMessage]:
     return [IncomingMessage(m.role, m.content, m.name, m.timestamp) for m in messages]
 
@@ -89,6 +98,9 @@ def create_app() -> FastAPI:
         description="Virtual Infinite Context Window: a working window in Redis, long-term memory in Qdrant and a graph.",
     )
     app.add_middleware(BodySizeLimit, max_bytes=container.settings().max_body_bytes)
+    from vicw.rate_limit import RateLimiter
+
+    app.state.rate_limiter = RateLimiter.from_settings(container.settings())
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -128,6 +140,7 @@ def create_app() -> FastAPI:
     # --- chat ----------------------------------------------------------------------------------
     @app.post("/chat", response_model=s.ChatResponse, tags=["chat"])
     def chat(body: s.ChatRequest, tenant: Tenant) -> s.ChatResponse:
+        check_message_chars(body.message)
         result = container.conversation().chat(
             tenant, body.session_id, [IncomingMessage("user", body.message, body.name)], use_rag=body.use_rag
         )
@@ -137,6 +150,7 @@ def create_app() -> FastAPI:
     def chat_completions(body: s.OpenAIChatRequest, tenant: Tenant, x_session_id: Annotated[str | None, Header()] = None):
         from vicw.api.openai_compat import complete
 
+        check_message_chars(*(m.text() for m in body.messages))
         return complete(body, tenant, x_session_id)
 
     @app.get("/v1/models", tags=["openai"])
@@ -148,6 +162,7 @@ def create_app() -> FastAPI:
     # --- sessions ------------------------------------------------------------------------------
     @app.post("/sessions/{session_id}/messages", response_model=s.AppendMessagesResponse, tags=["sessions"])
     def append_messages(session_id: s.SessionId, body: s.AppendMessagesRequest, tenant: Tenant) -> s.AppendMessagesResponse:
+        check_message_chars(*(m.content for m in body.messages))
         limit = container.settings().max_messages_per_request
         if len(body.messages) > limit:
             raise ApiError(413, f"too many messages in one request: {len(body.messages)} > {limit} (MAX_MESSAGES_PER_REQUEST)")
@@ -181,6 +196,7 @@ def create_app() -> FastAPI:
 
     @app.post("/sessions/{session_id}/context", response_model=s.ContextResponse, tags=["sessions"])
     def context_preview(session_id: s.SessionId, body: s.ContextRequest, tenant: Tenant) -> s.ContextResponse:
+        check_message_chars(body.query)
         plan = container.conversation().preview(tenant, session_id, body.query)
         return s.ContextResponse(
             session_id=session_id,
@@ -211,6 +227,12 @@ def create_app() -> FastAPI:
     from vicw.api.ops import router as ops_router
 
     app.include_router(ops_router)
+    from vicw.api.admin import router as admin_router
+
+    app.include_router(admin_router)
+    from vicw.api.ingest import router as ingest_router
+
+    app.include_router(ingest_router)
     return app
 
 

@@ -1,0 +1,22 @@
+"""Maintenance function: run on a schedule (EventBridge), forgets sessions older than RETENTION_DAYS.
+
+The event carries nothing we need (EventBridge's `time` is informative only): the sweep uses the
+current time. With RETENTION_DAYS unset it does nothing and says so.
+"""
+
+from vicw.lambda_context import local_context
+from vicw.observability import logger, metrics, tracer
+from vicw.retention import sweep
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def _handle(event: dict, context: object) -> dict:
+    receipt = sweep()
+    # The Lambda result is kept by CloudWatch: counts and ids only, never contents.
+    return {k: receipt[k] for k in ("now", "retention_days", "scanned", "forgotten", "failed") if k in receipt}
+
+
+def handler(event: dict, context: object = None) -> dict:
+    return _handle(event, context or local_context("vicw-maintenance"))

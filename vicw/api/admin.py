@@ -1,0 +1,36 @@
+"""Administrative routes: only tenants named in VICW_ADMIN_TENANTS may call them.
+
+DELETE /tenants/{tenant} erases a tenant in every store (window, outbox, archive, vectors, graph,
+idempotency records) and returns a receipt with the counts. It is the one route where the tenant
+acted on is not the caller's own, which is why it needs an admin key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from vicw import container
+from vicw.api.app import ApiError, Tenant
+from vicw.auth import TENANT_RE, is_admin
+
+router = APIRouter(tags=["admin"])
+
+
+def require_admin_tenant(request: Request, tenant: Tenant) -> str:
+    if not is_admin(tenant, container.settings().vicw_admin_tenants):
+        raise ApiError(403, "this route needs the API key of an admin tenant (VICW_ADMIN_TENANTS)", "permission_error")
+    return tenant
+
+
+AdminTenant = Annotated[str, Depends(require_admin_tenant)]
+
+
+@router.delete("/tenants/{tenant}")
+def delete_tenant(tenant: Annotated[str, Path(pattern=TENANT_RE.pattern)], admin: AdminTenant) -> dict:
+    from vicw.forget import forget_tenant
+
+    receipt = forget_tenant(tenant)
+    receipt["requested_by"] = admin
+    return receipt
