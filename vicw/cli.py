@@ -14,6 +14,9 @@ from pathlib import Path
 def cmd_local(args: argparse.Namespace) -> int:
     from vicw.local.runner import LocalVicw
 
+    if not os.environ.get("VICW_API_KEYS") and not os.environ.get("VICW_API_KEYS_PARAMETER"):
+        # The generated development key belongs to tenant "dev"; let it run `vicw backup --url`.
+        os.environ.setdefault("VICW_ADMIN_TENANTS", "dev")
     local = LocalVicw(Path(args.data_dir), port=args.port, host=args.host)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -62,6 +65,59 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import httpx
+
+    from vicw.status import default_api_key, fetch_status, render_status
+
+    try:
+        report = fetch_status(args.url, args.api_key or default_api_key(), timeout=args.timeout)
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"VICW at {args.url} is not answering: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2, default=str) if args.json else render_status(report))
+    return 0 if report["health"].get("status") == "healthy" else 1
+
+
+def _backup_via_server(args: argparse.Namespace, path: str, body: dict) -> int:
+    import httpx
+
+    from vicw.status import default_api_key
+
+    key = args.api_key or default_api_key()
+    if not key:
+        print("no API key: pass --api-key or set VICW_API_KEY (an admin tenant's key)", file=sys.stderr)
+        return 2
+    resp = httpx.post(args.url.rstrip("/") + path, json=body, headers={"Authorization": f"Bearer {key}"}, timeout=3600)
+    print(json.dumps(resp.json(), indent=2))
+    return 0 if resp.status_code == 200 else 1
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from vicw.backup import BackupError, create_backup, restore_backup
+
+    if args.url:  # run inside the server that owns the stores (`vicw local`)
+        if args.action == "create":
+            return _backup_via_server(args, "/admin/backups", {"to": args.to, "include_archive": not args.no_archive})
+        return _backup_via_server(args, "/admin/restores", {"from": args.source, "force": args.force})
+    try:
+        if args.action == "create":
+            manifest = create_backup(args.to, include_archive=not args.no_archive, qdrant_snapshot=args.qdrant_snapshot)
+            print(manifest.model_dump_json(indent=2))
+        else:
+            print(json.dumps(restore_backup(args.source, force=args.force), indent=2, default=str))
+    except BackupError as exc:
+        print(f"backup {args.action} failed: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        print(f"backup {args.action} failed: {exc}\nA running `vicw local` owns that folder: add "
+              "--url http://127.0.0.1:8000 to run the backup inside it.", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from vicw import replay
 
@@ -73,6 +129,42 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     print(json.dumps(result, default=str, indent=2))
     return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Post Markdown/text files to POST /ingest of a running VICW, with a progress bar."""
+    import httpx
+    from tqdm import tqdm
+
+    key = args.api_key or os.environ.get("VICW_API_KEY")
+    dev_key = Path(os.environ.get("VICW_DATA_DIR", ".vicw")) / "dev-api-key"
+    if not key and dev_key.exists():
+        key = dev_key.read_text().strip()
+    if not key:
+        print("no API key: pass --api-key or set VICW_API_KEY", file=sys.stderr)
+        return 2
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"not a file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    failures = 0
+    with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as http:
+        bar = tqdm(paths, unit="file", disable=args.quiet)
+        for path in bar:
+            bar.set_postfix_str(path.name)
+            body: dict[str, object] = {"document": path.read_text(encoding="utf-8", errors="replace"),
+                                       "metadata": {"title": path.stem, "source": path.name}}
+            if args.session:
+                body["session_id"] = args.session
+            resp = http.post("/ingest", json=body)
+            if resp.status_code == 202:
+                out = resp.json()
+                tqdm.write(f"{path}: {out['parts']} parts, {out['tokens']} tokens (job {out['job_id']})")
+            else:
+                failures += 1
+                tqdm.write(f"{path}: HTTP {resp.status_code}: {resp.text[:300]}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +183,30 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_config_show)
 
+    p = sub.add_parser("status", help="health and statistics of a running VICW")
+    p.add_argument("--url", default=os.environ.get("VICW_URL", "http://127.0.0.1:8000"))
+    p.add_argument("--api-key", help="default: $VICW_API_KEY, then the local development key")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("backup", help="back up or restore window state, vectors and graph")
+    bsub = p.add_subparsers(dest="action", required=True)
+    for action in ("create", "restore"):
+        b = bsub.add_parser(action, help="write a backup" if action == "create" else "restore into empty stores")
+        if action == "create":
+            b.add_argument("--to", help="directory or s3://bucket/prefix (default: a new folder under "
+                                        "$VICW_BACKUP_URL or VICW_DATA_DIR/backups)")
+            b.add_argument("--no-archive", action="store_true", help="skip the archive listing")
+            b.add_argument("--qdrant-snapshot", action="store_true", help="also take a server-side Qdrant snapshot")
+        else:
+            b.add_argument("--from", dest="source", required=True, help="directory or s3://bucket/prefix")
+            b.add_argument("--force", action="store_true", help="merge into stores that already hold data")
+        b.add_argument("--url", help="run inside the VICW at this URL (needed while `vicw local` runs); "
+                                     "local targets are then folder names under its VICW_DATA_DIR/backups")
+        b.add_argument("--api-key", help="an admin tenant's key (default: $VICW_API_KEY, then the development key)")
+        b.set_defaults(func=cmd_backup)
+
     p = sub.add_parser("replay", help="reprocess offload jobs")
     rsub = p.add_subparsers(dest="what", required=True)
     dlq = rsub.add_parser("dlq", help="move a DLQ's messages back to its source queue")
@@ -103,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     arc.add_argument("--target", choices=["vectors", "graph", "all"], default="all")
     arc.add_argument("--quiet", action="store_true")
     arc.set_defaults(func=cmd_replay)
+    p = sub.add_parser("ingest", help="add Markdown/text documents to long-term memory")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--session", help="attach to one session (default: shared by every session of the tenant)")
+    p.add_argument("--url", default=os.environ.get("VICW_URL", "http://127.0.0.1:8000"))
+    p.add_argument("--api-key", help="default: $VICW_API_KEY, then the local development key")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_ingest)
     return parser
 
 
