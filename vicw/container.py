@@ -78,7 +78,7 @@ def vector_store():  # noqa: ANN201
     s = settings()
     if not (s.qdrant_url or s.qdrant_path):
         return None
-    return QdrantVectorStore(s)
+    return QdrantVectorStore(with_secrets(s, qdrant_api_key="qdrant_api_key_secret"))
 
 
 @cache
@@ -87,7 +87,19 @@ def graph_store():  # noqa: ANN201
         return None
     from vicw.graph_store import build_graph_store
 
-    return build_graph_store(settings())
+    return build_graph_store(with_secrets(settings(), neo4j_password="neo4j_password_secret"))
+
+
+def with_secrets(s: Settings, **fields: str) -> Settings:
+    """Settings with each unset secret field filled from the secret its `*_secret` field names (AWS)."""
+    updates = {}
+    for field, secret_field in fields.items():
+        name = getattr(s, secret_field)
+        if getattr(s, field) is None and name:
+            from vicw.secrets import get_secret_value
+
+            updates[field] = get_secret_value(name)
+    return s.model_copy(update=updates) if updates else s
 
 
 @cache
