@@ -401,9 +401,11 @@ def restore_backup(source: str, *, force: bool = False) -> dict[str, Any]:
 
 
 def scheduled_backup() -> dict[str, Any]:
-    """Entry point for a nightly schedule: a new timestamped folder under VICW_BACKUP_URL."""
+    """The nightly run: a new timestamped folder under VICW_BACKUP_URL (does nothing, and says so,
+    when it is not set). Retention is the bucket's lifecycle rule, not this code's job."""
     s = _settings()
     if not s.vicw_backup_url:
-        raise BackupError("VICW_BACKUP_URL is not set (e.g. s3://my-backups/vicw)")
-    manifest = create_backup(timestamped(s.vicw_backup_url))
-    return {"created_at": manifest.created_at.isoformat(), "counts": manifest.counts}
+        return {"skipped": "VICW_BACKUP_URL is not set"}
+    target = timestamped(s.vicw_backup_url)
+    manifest = create_backup(target)
+    return {"location": target, "created_at": manifest.created_at.isoformat(), "counts": manifest.counts}

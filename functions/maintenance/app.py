@@ -4,6 +4,7 @@ The event carries nothing we need (EventBridge's `time` is informative only): th
 current time. With RETENTION_DAYS unset it does nothing and says so.
 """
 
+from vicw.backup import scheduled_backup
 from vicw.lambda_context import local_context
 from vicw.observability import logger, metrics, tracer
 from vicw.retention import sweep
@@ -15,7 +16,9 @@ from vicw.retention import sweep
 def _handle(event: dict, context: object) -> dict:
     receipt = sweep()
     # The Lambda result is kept by CloudWatch: counts and ids only, never contents.
-    return {k: receipt[k] for k in ("now", "retention_days", "scanned", "forgotten", "failed") if k in receipt}
+    result = {k: receipt[k] for k in ("now", "retention_days", "scanned", "forgotten", "failed") if k in receipt}
+    # After the sweep, so a backup never holds sessions that were due to be forgotten.
+    return {**result, "backup": scheduled_backup()}
 
 
 def handler(event: dict, context: object = None) -> dict:
