@@ -16,6 +16,7 @@ records through Powertools' BatchProcessor so that one bad record never fails it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -25,7 +26,13 @@ from typing import Any
 
 import redis
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    AsyncBatchProcessor,
+    BatchProcessor,
+    EventType,
+    async_process_partial_response,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
@@ -161,10 +168,16 @@ class ColdPathWorker:
     """One cold-path function: SQS batch in, partial batch response out."""
 
     def __init__(
-        self, name: str, handler: JobHandler, redis_client: redis.Redis | None = None, warm_up: Callable[[], None] | None = None
+        self,
+        name: str,
+        handler: JobHandler,
+        redis_client: redis.Redis | None = None,
+        warm_up: Callable[[], None] | None = None,
+        workers: int = 1,
     ) -> None:
         self.name = name
         self.redis = redis_client
+        self.workers = max(1, workers)
         self.runner = IdempotentRunner(name, handler, redis_client)
         self._warm_up = warm_up
 
@@ -200,8 +213,19 @@ class ColdPathWorker:
 
     def handle_batch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.runner.register_context(context)
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        response = process_partial_response(event=event, record_handler=self._record_handler, processor=processor, context=context)
+        if self.workers == 1:
+            processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+            response = process_partial_response(event=event, record_handler=self._record_handler, processor=processor, context=context)
+        else:
+            # Records overlap: one job's S3/Qdrant/Redis round trips run while another is embedded.
+            slots = asyncio.Semaphore(self.workers)
+
+            async def record_handler(record: SQSRecord) -> dict[str, Any]:
+                async with slots:
+                    return await asyncio.to_thread(self._record_handler, record)
+
+            processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+            response = async_process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
         failed = len(response.get("batchItemFailures", []))
         processed = len(event.get("Records", [])) - failed
         metrics.add_metric(name=M.RECORDS_PROCESSED, unit=MetricUnit.Count, value=processed)
@@ -234,7 +258,9 @@ def build_offload_worker() -> ColdPathWorker:
     if vectors is None:
         raise RuntimeError("the offload function needs a vector store: set QDRANT_URL (or QDRANT_PATH locally)")
     processor = OffloadProcessor(container.embedder(), vectors, container.archive())
-    return ColdPathWorker("offload", processor.process, _redis_client(s.redis_url), warm_up=processor.embedder.warm_up)
+    return ColdPathWorker(
+        "offload", processor.process, _redis_client(s.redis_url), warm_up=processor.embedder.warm_up, workers=s.cold_path_workers
+    )
 
 
 def build_graph_worker() -> ColdPathWorker:

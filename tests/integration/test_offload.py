@@ -65,22 +65,23 @@ class ColdEnv:
             monkeypatch.setenv(key, value)
         self.use_qdrant_path()
 
-    def _rebuild(self) -> None:
+    def rebuild(self) -> None:
+        """Forget every built dependency (closing the local Qdrant first: it locks its folder)."""
         if container.vector_store.cache_info().currsize:
             store = container.vector_store()
             if store is not None:
-                store.close()  # local mode locks its folder
+                store.close()
         container.reset()
 
     def use_qdrant_path(self) -> None:
         self.mp.delenv("QDRANT_URL", raising=False)
         self.mp.setenv("QDRANT_PATH", str(self.tmp / "qdrant"))
-        self._rebuild()
+        self.rebuild()
 
     def use_unreachable_qdrant(self) -> None:
         self.mp.setenv("QDRANT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
         self.mp.delenv("QDRANT_PATH", raising=False)
-        self._rebuild()
+        self.rebuild()
 
     @property
     def vectors(self):  # noqa: ANN201
@@ -116,7 +117,7 @@ class ColdEnv:
         return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
 
     def close(self) -> None:
-        self._rebuild()
+        self.rebuild()
 
 
 @pytest.fixture()
@@ -245,14 +246,35 @@ def test_store_down_fails_records_into_the_dlq_and_replay_recovers_them(offload,
     assert cold_env.vectors.count("acme", "s1") == 6
 
 
-def test_redis_down_still_processes(offload, cold_env, monkeypatch):
-    # Idempotency is an optimisation; deterministic point ids are the guarantee.
+@pytest.mark.parametrize("cold_env", [1], indirect=True)
+def test_redis_down_fails_records_without_losing_them(offload, cold_env, monkeypatch, redis_url):
+    # Redis answers "was this session deleted?" (vicw.forget tombstones): without an answer nothing
+    # is written, the records fail, stay on the queue, and go through once Redis is back.
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")
-    container.reset()
+    cold_env.rebuild()
     offload.worker.reset()
-    job = session_jobs(1, turns=2)[0]
-    for _ in range(2):
+    for job in session_jobs(2, turns=1):
         cold_env.send(job.model_dump_json())
-    result = offload.handler(cold_env.event(cold_env.receive(2)), None)
-    assert result["batchItemFailures"] == []
+    received, failed = poll_once(client("sqs"), cold_env.offload_url, offload.handler, None)
+    assert received == failed > 0
+    assert cold_env.vectors.count("acme") == 0
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    cold_env.rebuild()
+    offload.worker.reset()
+    deadline = time.monotonic() + 15
+    while cold_env.depth(cold_env.offload_url) != (0, 0) and time.monotonic() < deadline:
+        poll_once(client("sqs"), cold_env.offload_url, offload.handler, None, wait_seconds=1)
+    assert cold_env.depth(cold_env.offload_url) == (0, 0)
+    assert cold_env.depth(cold_env.offload_dlq) == (0, 0)
     assert cold_env.vectors.count("acme") == 2
+
+
+def test_jobs_of_a_deleted_session_are_dropped(offload, cold_env, redis_client):
+    from vicw.forget import write_tombstone
+
+    job = session_jobs(1, turns=2)[0]
+    write_tombstone(redis_client, "acme", "s1", at=job.created_at.timestamp() + 1)
+    cold_env.send(job.model_dump_json())
+    assert offload.handler(cold_env.event(cold_env.receive(1)), None)["batchItemFailures"] == []
+    assert cold_env.vectors.count("acme") == 0
