@@ -63,9 +63,9 @@ def render_status(report: dict[str, Any]) -> str:
         return "\n".join(lines)
     window = stats.get("window", {})
     rows = [
-        ("window", f"sessions={window.get('sessions')} budget={window.get('budget')} tokens "
-                   f"thresholds={window.get('offload_threshold')}/{window.get('hysteresis_threshold')}/"
-                   f"{window.get('target_after_relief')} outbox={window.get('outbox_pending')}"
+        ("window", f"sessions={window.get('sessions')} budget={window.get('budget')} "
+                   f"offload_at={window.get('offload_threshold')} hysteresis={window.get('hysteresis_threshold')} "
+                   f"target={window.get('target_after_relief')} outbox={window.get('outbox_pending')}"
          if "error" not in window else f"error={window['error']}"),
         ("queues", _per_queue(stats.get("queues", {}))),
         ("workers", _per_queue(stats.get("workers", {}))),
