@@ -267,6 +267,8 @@ def build_graph_worker() -> ColdPathWorker:
     from vicw import container
 
     s = container.settings()
+    # One record at a time: two jobs of a session MERGE-ing the same entities concurrently could race
+    # (no uniqueness constraints on FalkorDB), and a session's facts should land in order.
     return ColdPathWorker("graph", GraphProcessor(container.graph_store()).process, _redis_client(s.redis_url))
 
 

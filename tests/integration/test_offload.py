@@ -191,7 +191,12 @@ def test_duplicate_delivery_is_a_no_op(offload, cold_env, redis_client):
     assert again.get("duplicate") is True and again["points"] == 5
 
 
-def test_one_poison_record_fails_alone(offload, cold_env):
+@pytest.mark.parametrize("workers", [1, 3])  # sequential, and records overlapping in threads
+def test_one_poison_record_fails_alone(offload, cold_env, monkeypatch, workers):
+    monkeypatch.setenv("COLD_PATH_WORKERS", str(workers))
+    cold_env.rebuild()
+    offload.worker.reset()
+    assert offload.worker.get().workers == workers
     jobs = session_jobs(9, turns=2)
     ids = [cold_env.send(j.model_dump_json()) for j in jobs[:5]]
     poison = cold_env.send('{"job_id": "broken", "turns": "not a list"}')
