@@ -56,7 +56,8 @@ def _vectors() -> dict:
     store = container.vector_store()
     if store is None:
         return {"status": "not_configured"}
-    store.ping()
+    if not store.ping():  # the store reports unreachable instead of raising
+        return {"status": "error", "error": "unreachable"}
     return {}
 
 

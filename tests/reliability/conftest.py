@@ -1,0 +1,105 @@
+"""A whole VICW with its own Redis (+FalkorDB) and moto processes, so tests can stop and restart them.
+
+`LocalVicw` without `redis_url`/`aws_endpoint` starts both servers itself and keeps them in
+`local.processes`; `ManagedProcess.stop()` / `.start()` restarts one on the same port. Locally the
+graph store (FalkorDB) is a module inside that same redis-server process, so stopping Redis also
+takes the graph down.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, API_KEY_B
+
+# Variables a previous in-process stack may have left in os.environ; this stack sets its own.
+STACK_VARS = (
+    "AWS_ENDPOINT_URL", "REDIS_URL", "QDRANT_PATH", "FALKORDB_URL", "OFFLOAD_QUEUE_URL", "GRAPH_QUEUE_URL",
+    "OFFLOAD_TOPIC_ARN", "ARCHIVE_BUCKET", "OFFLOAD_DLQ_URL", "GRAPH_DLQ_URL", "VICW_DATA_DIR",
+)
+
+
+def stack_env(llm_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        "VICW_API_KEYS": f"{API_KEY}:tenant-a,{API_KEY_B}:tenant-b",
+        "VICW_LLM_API_URL": llm_url,
+        "VICW_LLM_MODEL_NAME": "scripted-model",
+        "VICW_LLM_PROVIDER": "openai",
+        "LLM_TIMEOUT": "2",
+        "LLM_MAX_RETRIES": "0",
+        "MAX_CONTEXT_TOKENS": "1024",
+        "LLM_MAX_TOKENS": "128",
+        "RATE_LIMITS": "",  # load tests measure the store, not the limiter
+        "OUTBOX_RESEND_AFTER_SECONDS": "1",
+        "COLD_PATH_WORKERS": "1",
+        "COLD_PATH_BATCH_SIZE": "10",
+        "GRAPH_BACKEND": "falkordb",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "HF_HUB_OFFLINE": "1",
+    }
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def own_stack(data_dir: Path, env: dict[str, str], cold_path: bool = True) -> Iterator[Any]:
+    """Start LocalVicw with its own servers; restore os.environ and the cached clients afterwards."""
+    from vicw import aws, container
+    from vicw.local.runner import LocalVicw
+
+    saved = dict(os.environ)
+    for name in STACK_VARS:
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    aws.client.cache_clear()  # boto3 clients remember the endpoint they were built for
+    local = LocalVicw(data_dir, port=0, cold_path=cold_path)
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        aws.client.cache_clear()
+        container.reset()
+
+
+def process(local: Any, name: str):  # noqa: ANN201 - ManagedProcess
+    return next(p for p in local.processes if p.name == name)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, every: float = 0.25, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # noqa: BLE001 - a store may still be coming back
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what} not met within {timeout}s; last value: {last!r}")
+
+
+@pytest.fixture()
+def client_for():  # noqa: ANN201
+    clients: list[httpx.Client] = []
+
+    def make(url: str, key: str = API_KEY, timeout: float = 15.0) -> httpx.Client:
+        c = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
