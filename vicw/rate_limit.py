@@ -103,7 +103,7 @@ class RateLimiter:
         self._script = client.register_script(_GCRA)
 
     @classmethod
-    def from_settings(cls, settings) -> RateLimiter | None:  # noqa: ANN001 - vicw.config.Settings
+    def from_settings(cls, settings) -> RateLimiter | None:
         rules = parse_rate_limits(settings.rate_limits)
         if not rules:
             return None
@@ -124,7 +124,7 @@ class RateLimiter:
         allowed, wait_us = self._script(keys=[f"{KEY_PREFIX}:{group}:{key_digest}"], args=[interval_us, window_us])
         return Decision(bool(allowed), int(wait_us) / 1_000_000)
 
-    def check(self, tenant: str, authorization: str, request) -> None:  # noqa: ANN001 - starlette Request
+    def check(self, tenant: str, authorization: str, request) -> None:
         """The API's hook (called after authentication). Raises an ApiError 429 when over the limit."""
         route = request.scope.get("route")
         group = route_group(getattr(route, "path", None) or request.url.path)

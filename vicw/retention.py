@@ -10,7 +10,7 @@ has nothing left to expire in Redis, and its cold-path data was removed with it 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vicw import container
@@ -20,7 +20,7 @@ from vicw.observability import logger
 
 
 def expired(state: WindowState, now: datetime, retention: timedelta) -> bool:
-    updated = state.updated_at if state.updated_at.tzinfo else state.updated_at.replace(tzinfo=timezone.utc)
+    updated = state.updated_at if state.updated_at.tzinfo else state.updated_at.replace(tzinfo=UTC)
     return now - updated > retention
 
 
@@ -30,9 +30,9 @@ def sweep(now: datetime | None = None, retention_days: int | None = None, limit:
     Returns a receipt: sessions scanned, the ones forgotten with their per-store counts, and any
     that failed (a failure never stops the sweep; the next run retries it).
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     days = retention_days if retention_days is not None else container.settings().retention_days
     receipt: dict[str, Any] = {"now": now.isoformat(), "retention_days": days, "scanned": 0, "forgotten": [], "failed": []}
     if days is None:

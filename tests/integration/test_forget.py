@@ -40,7 +40,7 @@ def sentence(tag: str, i: int) -> str:
             f"I decided to book the venue by Friday and budget {100 + i} euros.")
 
 
-def wait_until(predicate, timeout: float = 60, every: float = 0.25):  # noqa: ANN001, ANN201
+def wait_until(predicate, timeout: float = 60, every: float = 0.25):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from vicw.auth import AuthError, KeyTable, admin_tenants, digest, is_admin, parse_key_table
+from vicw.auth import (
+    AuthError,
+    KeyTable,
+    admin_tenants,
+    digest,
+    is_admin,
+    parse_key_table,
+)
 
 KEY_A = "sk-alpha-000000000001"
 KEY_B = "sk-bravo-000000000002"

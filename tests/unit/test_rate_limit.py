@@ -8,7 +8,13 @@ import time
 import pytest
 import redis
 
-from vicw.rate_limit import KEY_PREFIX, RateLimiter, Rule, parse_rate_limits, route_group
+from vicw.rate_limit import (
+    KEY_PREFIX,
+    RateLimiter,
+    Rule,
+    parse_rate_limits,
+    route_group,
+)
 
 
 def test_parse_rate_limits():
