@@ -128,3 +128,39 @@ def test_metrics_access_rules(live, monkeypatch):
     finally:
         monkeypatch.delenv("VICW_METRICS_TOKEN")
         get_settings.cache_clear()
+
+
+def exported_names() -> set[str]:
+    """Every series name GET /metrics can produce."""
+    from vicw.metrics_export import PREFIX, SCRAPED, SPECS
+
+    names = {PREFIX + n for n in SCRAPED.values()} | {PREFIX + "queue_messages", PREFIX + "scrape_source_up"}
+    for spec in SPECS.values():
+        base = PREFIX + spec.name
+        names |= {base + "_total"} if spec.kind == "counter" else {base + "_bucket", base + "_sum", base + "_count"}
+    return names
+
+
+def test_dashboard_and_alerts_use_only_exported_metrics():
+    import json
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "infra" / "monitoring"
+    dashboard = json.loads((root / "grafana" / "dashboards" / "vicw.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    alerts = yaml.safe_load((root / "alerts.yml").read_text())
+    exprs += [rule["expr"] for group in alerts["groups"] for rule in group["rules"]]
+    used = {name for e in exprs for name in re.findall(r"\bvicw_[a-z_]+", e)}
+    assert used and not (used - exported_names()), used - exported_names()
+    # each metric the brief names is on the dashboard
+    for wanted in ("chat_requests_total", "chat_latency_seconds", "llm_latency_seconds", "retrieval_latency_seconds",
+                   "hot_path_latency_seconds", "prompt_tokens", "tokens_saved_total", "window_pressure_ratio",
+                   "offloads_total", "memories_injected", "echo_regenerations_total", "boredom_warnings_total",
+                   "cold_path_records_processed_total", "cold_path_records_failed_total", "embedding_latency_seconds",
+                   "dlq_depth"):
+        assert any("vicw_" + wanted in e for e in exprs), wanted
+    assert yaml.safe_load((root / "prometheus.yml").read_text())["scrape_configs"][0]["metrics_path"] == "/metrics"
+    assert {"prometheus", "grafana"} <= set(yaml.safe_load((root / "docker-compose.yml").read_text())["services"])
