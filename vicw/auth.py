@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 
 TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -53,6 +54,36 @@ class KeyTable:
             if hmac.compare_digest(known, wanted):
                 return tenant
         raise AuthError("invalid API key")
+
+
+class RefreshingKeyTable(KeyTable):
+    """A key table read from a parameter/secret through `load` (which caches, e.g. for 300 s).
+
+    Every lookup asks `load` for the current spec and rebuilds the table when it changed, so a key
+    added or revoked in SSM takes effect within the loader's cache age, without a cold start. If
+    a reload fails, the last good table stays in use (and with none, every request is refused).
+    """
+
+    def __init__(self, load: Callable[[], str]) -> None:
+        super().__init__({})
+        self._load = load
+        self._spec: str | None = None
+        self._refresh(initial=True)
+
+    def _refresh(self, initial: bool = False) -> None:
+        try:
+            spec = self._load()
+        except Exception:
+            if initial or self._spec is None:
+                raise
+            return  # keep the last good table
+        if spec != self._spec:
+            self._table = parse_key_table(spec)
+            self._spec = spec
+
+    def tenant_for(self, authorization: str | None) -> str:
+        self._refresh()
+        return super().tenant_for(authorization)
 
 
 def admin_tenants(spec: str | None) -> frozenset[str]:

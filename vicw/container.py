@@ -133,9 +133,11 @@ def key_table() -> KeyTable:
     s = settings()
     spec = s.vicw_api_keys.get_secret_value() if s.vicw_api_keys else ""
     if not spec and s.vicw_api_keys_parameter:
+        from vicw.auth import RefreshingKeyTable
         from vicw.secrets import get_secret_value
 
-        spec = get_secret_value(s.vicw_api_keys_parameter).get_secret_value()
+        name = s.vicw_api_keys_parameter
+        return RefreshingKeyTable(lambda: get_secret_value(name).get_secret_value())
     return KeyTable.from_spec(spec)
 
 

@@ -58,3 +58,34 @@ def test_empty_table_rejects_everything():
 def test_admin_tenants():
     assert admin_tenants(" ops , root,,") == {"ops", "root"}
     assert is_admin("ops", "ops,root") and not is_admin("op", "ops,root") and not is_admin("ops", "")
+
+
+def test_key_table_from_ssm_follows_rotation_and_survives_an_outage(moto_endpoint, monkeypatch):
+    import uuid
+
+    from vicw import container
+    from vicw.auth import RefreshingKeyTable
+    from vicw.aws import client
+    from vicw.secrets import get_secret_value
+
+    ssm = client("ssm")
+    name = f"/vicw/test/api-keys-{uuid.uuid4().hex[:8]}"
+    ssm.put_parameter(Name=name, Type="SecureString", Value=f"{KEY_A}:tenant-a")
+
+    monkeypatch.delenv("VICW_API_KEYS", raising=False)
+    monkeypatch.setenv("VICW_API_KEYS_PARAMETER", name)
+    container.reset()
+    try:
+        assert container.key_table().tenant_for(f"Bearer {KEY_A}") == "tenant-a"
+    finally:
+        monkeypatch.undo()
+        container.reset()
+
+    table = RefreshingKeyTable(lambda: get_secret_value(name, force=True).get_secret_value())
+    assert table.tenant_for(f"Bearer {KEY_A}") == "tenant-a"
+    ssm.put_parameter(Name=name, Type="SecureString", Value=f"{KEY_B}:tenant-b", Overwrite=True)  # rotate: A revoked
+    assert table.tenant_for(f"Bearer {KEY_B}") == "tenant-b"
+    with pytest.raises(AuthError):
+        table.tenant_for(f"Bearer {KEY_A}")
+    ssm.delete_parameter(Name=name)  # SSM unreachable or the parameter gone: the last good table stays
+    assert table.tenant_for(f"Bearer {KEY_B}") == "tenant-b"
