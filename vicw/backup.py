@@ -42,6 +42,8 @@ VECTORS_FILE = "vectors.jsonl.gz"
 GRAPH_FILE = "graph.json.gz"
 ARCHIVE_FILE = "archive.jsonl.gz"
 REDIS_PATTERN = "vicw:*"
+# Rate-limit buckets are seconds-long state; restoring them would only throttle clients wrongly.
+REDIS_TRANSIENT_PREFIXES = (b"vicw:rl",)
 # Keys whose presence means the window store already holds conversations.
 WINDOW_DATA_PATTERNS = ("vicw:t:*", "vicw:outbox")
 
@@ -193,6 +195,8 @@ def dump_redis(r: Any, pattern: str = REDIS_PATTERN, skipped: list[str] | None =
     """One JSON-able row per key: {key, type, ttl_ms, value}. Keys of other types (a FalkorDB graph,
     a stream) are listed in `skipped` instead."""
     for key in r.scan_iter(match=pattern, count=500):
+        if key.startswith(REDIS_TRANSIENT_PREFIXES):
+            continue
         kind = r.type(key).decode()
         if kind == "string":
             value: Any = r.get(key)
