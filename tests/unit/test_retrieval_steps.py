@@ -143,3 +143,17 @@ def test_expected_last_seq_is_the_last_shed_turn():
     assert expected_last_seq(WindowState(tenant="t", session_id="s", turns=turns, offloaded_turns=6, next_seq=8)) == 6
     assert expected_last_seq(WindowState(tenant="t", session_id="s", turns=turns)) == -1
     assert expected_last_seq(None) == -1
+
+
+def test_hop_step_follows_a_name_found_in_the_first_hits():
+    corpus = corpus_of([
+        "We have a new colleague, Ines, who moved here from Ghent.",
+        "Ines told me the best place for dinner is Casa Lupo.",
+        "Someone recommended a restaurant but I forgot the name.",
+        "Ghent is lovely in spring.",
+    ])
+    intent = analyse("Which restaurant did my colleague from Ghent recommend?", T0)
+    assert steps.bridge_names(corpus, [0], intent) == ["ines"]
+    hop = steps.hop_step(corpus, intent, [0], np.ones(4, dtype=bool), 3)
+    assert [r for r, _ in hop.rows] == [1]
+    assert steps.hop_step(corpus, intent, [3], np.ones(4, dtype=bool), 3).rows == []  # no new name, no hop

@@ -59,6 +59,7 @@ class SessionCorpus:
     bm25: Any = None
     by_seq: dict[int, list[int]] = field(default_factory=dict)  # this session's conversation turns -> rows
     timestamps: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    token_sets: list[frozenset[str]] = field(default_factory=list)  # each row's BM25 tokens, for exact matches
 
     @classmethod
     def build(cls, tenant: str, session_id: str, points: list[tuple[MemoryRecord, list[float] | None]]) -> SessionCorpus:
@@ -72,11 +73,13 @@ class SessionCorpus:
             if r.kind == "conversation" and r.session_id == session_id:
                 corpus.by_seq.setdefault(r.seq, []).append(i)
         corpus.timestamps = np.asarray([r.timestamp for r in records], dtype=np.float64)
+        tokens = [tokenize(r.text) or ["<empty>"] for r in records]
+        corpus.token_sets = [frozenset(t) for t in tokens]
         if records:
             import bm25s
 
             corpus.bm25 = bm25s.BM25()
-            corpus.bm25.index([tokenize(r.text) or ["<empty>"] for r in records], show_progress=False)
+            corpus.bm25.index(tokens, show_progress=False)
         return corpus
 
     def __len__(self) -> int:

@@ -17,7 +17,8 @@ class RetrievalRecipe:
     score_threshold: float = 0.25  # cosine floor for dense hits
     memory_token_budget: int = 1024
     rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. use 60)
-    weights: tuple[tuple[str, float], ...] = (("dense", 1.0), ("keyword", 1.0), ("graph", 0.5), ("temporal", 1.0))
+    weights: tuple[tuple[str, float], ...] = (("dense", 1.0), ("keyword", 1.0), ("graph", 0.5), ("temporal", 1.0), ("hop", 0.5))
+    hop_from: int = 3  # names in this many best hits seed a second hop (0: off)
     neighbour_hits: int = 4  # how many of the best hits may pull in the turn that completes their exchange
     max_memory_tokens: int = 160  # one memory never takes more than this (long turns are truncated)
     state_items: int = 10  # active goals/tasks/decisions/facts shown as a block

@@ -111,7 +111,11 @@ class HybridMemorySource:
             relevance = np.maximum(dense_scores, 0) + _unit(kw_scores)
             rankings.append(steps.temporal_step(corpus, intent, relevance, allowed, r.top_k_semantic))
 
-        fused = steps.rrf_fuse(rankings, dict(r.weights), r.rrf_k)[: r.candidate_limit]
+        fused = steps.rrf_fuse(rankings, dict(r.weights), r.rrf_k)
+        if r.hop_from > 0 and fused:
+            rankings.append(steps.hop_step(corpus, intent, [row for row, _, _ in fused[: r.hop_from]], allowed, r.top_k_relational))
+            fused = steps.rrf_fuse(rankings, dict(r.weights), r.rrf_k)
+        fused = fused[: r.candidate_limit]
         memories = self._expand(corpus, fused, allowed)
         packed = pack(memories, self.counter, r.memory_token_budget)
         done = time.perf_counter()

@@ -4,6 +4,7 @@ ranking: corpus rows, best first, with the step's own score. Fusion happens else
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 
 from vicw.retrieval.corpus import SessionCorpus
 from vicw.retrieval.packing import strip_prefix
-from vicw.retrieval.query import QueryIntent, tokenize
+from vicw.retrieval.query import STOP_WORDS, QueryIntent
 
 SHORT_REPLY_WORDS = 6
 
@@ -74,7 +75,7 @@ def keyword_step(corpus: SessionCorpus, intent: QueryIntent, scores: np.ndarray,
         wanted = set(intent.exact)
 
         def exact_hits(row: int) -> int:
-            return len(wanted & set(tokenize(corpus.records[row].text)))
+            return len(wanted & corpus.token_sets[row])
 
         ranked.sort(key=lambda rs: (-exact_hits(rs[0]), -rs[1]))
     return Ranking("keyword", ranked[:k])
@@ -111,6 +112,38 @@ def temporal_step(corpus: SessionCorpus, intent: QueryIntent, relevance: np.ndar
     start, end = (t.timestamp() for t in intent.time_range)
     inside = (corpus.timestamps >= start) & (corpus.timestamps < end)
     return Ranking("temporal", _top(relevance, allowed & inside, k, 0.0))
+
+
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
+
+
+def bridge_names(corpus: SessionCorpus, rows: list[int], intent: QueryIntent) -> list[str]:
+    """Names in the best hits that the query did not use: the bridge to a second hop
+    ("my colleague from Ghent" -> "Ines" -> what Ines recommended)."""
+    asked = {n.lower() for n in intent.names} | set(intent.tokens)
+    speakers = {(r.speaker or "").lower() for r in corpus.records}
+    out: list[str] = []
+    for row in rows:
+        for name in _NAME.findall(strip_prefix(corpus.records[row])):
+            key = name.lower()
+            if key not in asked and key not in speakers and key not in STOP_WORDS and key not in out:
+                out.append(key)
+    return out
+
+
+def hop_step(corpus: SessionCorpus, intent: QueryIntent, first: list[int], allowed: np.ndarray, k: int) -> Ranking:
+    """Second hop: rows that mention a bridge name from the first hits, ranked by BM25 of query + name."""
+    names = bridge_names(corpus, first, intent)
+    if corpus.bm25 is None or not names or k <= 0:
+        return Ranking("hop", [])
+    scores = np.asarray(corpus.bm25.get_scores([*intent.tokens, *names]), dtype=np.float32)
+    mentions = np.zeros(len(corpus), dtype=bool)
+    wanted = set(names)
+    skip = set(first)
+    for i, row_tokens in enumerate(corpus.token_sets):
+        if allowed[i] and i not in skip and not wanted.isdisjoint(row_tokens):
+            mentions[i] = True
+    return Ranking("hop", _top(scores, mentions, k, 0.0))
 
 
 def rrf_fuse(rankings: list[Ranking], weights: dict[str, float], k: int = 60) -> list[tuple[int, float, list[str]]]:
