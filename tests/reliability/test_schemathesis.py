@@ -1,0 +1,77 @@
+"""Property-based requests generated from the app's own OpenAPI spec (schemathesis), sent over HTTP
+to a running local stack, so every one goes through the API Gateway event -> Mangum -> FastAPI path.
+
+No generated request may produce a 5xx, and every 4xx must carry an error message. The run is
+bounded (a few examples per operation, no shrinking) to stay well under a minute and a half.
+"""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+
+from tests.conftest import API_KEY, start_local_vicw
+
+MAX_EXAMPLES = int(os.environ.get("VICW_FUZZ_EXAMPLES", "12"))
+
+
+@pytest.fixture(scope="module")
+def fuzz_stack(tmp_path_factory, redis_url, moto_endpoint, vicw_env, scripted_llm):
+    env = {**vicw_env, "RATE_LIMITS": ""}
+    saved = {k: os.environ.get(k) for k in env}
+    local = start_local_vicw(tmp_path_factory.mktemp("fuzz"), redis_url, moto_endpoint, env)
+    yield local
+    local.stop()
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzz_stack):
+    spec = httpx.get(f"{fuzz_stack.url}/openapi.json", timeout=10).json()
+    schema = schemathesis.openapi.from_dict(spec)
+    schema.config.update(base_url=fuzz_stack.url)
+    return schema
+
+
+def test_generated_requests_never_5xx_and_4xx_explain(api_schema):
+    # Driven by hand (not @schema.parametrize): the pytest plugin of this schemathesis release does
+    # not work with pytest 9. Positive cases follow the spec; negative ones break it on purpose.
+    from schemathesis import GenerationMode
+
+    failures: list[str] = []
+    calls = {"n": 0}
+
+    def check(case) -> None:  # noqa: ANN001
+        calls["n"] += 1
+        response = case.call(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=20)
+        label = f"{case.method} {case.formatted_path} -> {response.status_code}"
+        if response.status_code >= 500:
+            failures.append(f"{label}: {response.text[:300]}")
+        elif response.status_code >= 400:
+            try:
+                assert response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError, AssertionError):
+                failures.append(f"{label} without an error message: {response.text[:200]}")
+
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case) -> None:  # noqa: ANN001
+                check(case)
+
+            try:
+                run()
+            except Unsatisfiable:  # an operation without inputs has no invalid variant
+                assert mode == GenerationMode.NEGATIVE, operation.label
+    assert calls["n"] > 100
+    assert not failures, "\n".join(failures[:20])
