@@ -8,24 +8,29 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_METRICS
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "vicw")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VICW")
 
 
 class _EmfAndPrometheus(AmazonCloudWatchEMFProvider):
-    """Every add_metric feeds the Prometheus registry (vicw.metrics_export) and, unless
-    POWERTOOLS_METRICS_DISABLED is set (`vicw local`), the EMF metric set flushed by @log_metrics.
+    """Every add_metric feeds the Prometheus registry (vicw.metrics_export) as well as the EMF
+    metric set that @log_metrics flushes.
 
-    With EMF disabled nothing is kept in the Powertools set: nothing would ever flush it, and it is
-    shared by every thread of a local server."""
+    With POWERTOOLS_METRICS_DISABLED (`vicw local`) Powertools never prints the set at the end of
+    an invocation, but it still prints on its own once a metric holds 100 values; the set is
+    emptied before that, and at every flush, so nothing reaches stdout and nothing piles up."""
 
     def add_metric(self, name: str, unit: Any, value: float, resolution: Any = 60) -> None:
         from vicw.metrics_export import record
 
         record(name, unit, value)
-        if not is_metrics_disabled():
-            super().add_metric(name=name, unit=unit, value=value, resolution=resolution)
+        if is_metrics_disabled():
+            held = self.metric_set.get(name.strip())
+            if len(self.metric_set) >= MAX_METRICS - 1 or (held is not None and len(held["Value"]) >= MAX_METRICS - 1):
+                self.metric_set.clear()
+        super().add_metric(name=name, unit=unit, value=value, resolution=resolution)
 
     def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None:
         if is_metrics_disabled():
