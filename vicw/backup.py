@@ -27,7 +27,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -146,7 +146,7 @@ def open_location(url: str) -> Location:
 
 def timestamped(base: str, when: datetime | None = None) -> str:
     """`base/vicw-YYYYmmddTHHMMSSZ`: one folder per backup under a directory or S3 prefix."""
-    stamp = (when or datetime.now(timezone.utc)).strftime("vicw-%Y%m%dT%H%M%SZ")
+    stamp = (when or datetime.now(UTC)).strftime("vicw-%Y%m%dT%H%M%SZ")
     return f"{base.rstrip('/')}/{stamp}"
 
 
@@ -307,7 +307,7 @@ def create_backup(target: str | None = None, *, include_archive: bool = True, qd
             counts["archive_objects"] = files[ARCHIVE_FILE].records
         manifest = BackupManifest(
             vicw_version=vicw.__version__,
-            created_at=datetime.now(timezone.utc),
+            created_at=datetime.now(UTC),
             embedding_model=s.embedding_model,
             embedding_dim=s.embedding_dim,
             qdrant_collection=s.qdrant_collection,

@@ -98,8 +98,8 @@ def graph_state(tenant: str) -> tuple[dict, list]:
 
     graph = container.graph_store()
     exported = graph.export(tenant)
-    key = lambda x: repr(sorted(x.items()))  # noqa: E731
-    return graph.counts(tenant), sorted((key(n) for n in exported["nodes"])) + sorted(key(e) for e in exported["edges"])
+    key = lambda x: repr(sorted(x.items()))
+    return graph.counts(tenant), sorted(key(n) for n in exported["nodes"]) + sorted(key(e) for e in exported["edges"])
 
 
 def test_drill_backup_wipe_restore(tmp_path, redis_url, moto_endpoint, drill_env, scripted_llm, redis_client):

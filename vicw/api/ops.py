@@ -31,7 +31,7 @@ router = APIRouter(tags=["ops"])
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def _api_error(status: int, message: str, kind: str):  # noqa: ANN202 - ApiError, imported late (app imports us)
+def _api_error(status: int, message: str, kind: str):
     from vicw.api.app import ApiError
 
     return ApiError(status, message, kind)
@@ -104,7 +104,7 @@ def resolve_location(value: str | None) -> str | None:
     return str(Path(container.settings().vicw_data_dir) / "backups" / value)
 
 
-def _run(fn, *args, **kwargs) -> dict:  # noqa: ANN001
+def _run(fn, *args, **kwargs) -> dict:
     from vicw.backup import BackupError
 
     try:
