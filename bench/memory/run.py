@@ -130,6 +130,7 @@ class Bm25Baseline:
 
 def evaluate(api: httpx.Client, convs: list[Conversation]) -> tuple[dict, list[dict]]:
     from vicw import container
+    from vicw.prompt import MEMORY_PREAMBLE
 
     counter = container.token_counter()
     settings = container.settings()
@@ -141,10 +142,11 @@ def evaluate(api: httpx.Client, convs: list[Conversation]) -> tuple[dict, list[d
             resp.raise_for_status()
             ctx = resp.json()
             prompt = "\n".join(m["content"] for m in ctx["messages"])
-            window = ctx["messages"][1:-1]  # the live window, without the question itself
+            # The live window, without the question itself and without the injected memory block.
+            window = [m for m in ctx["messages"][1:-1] if not m["content"].startswith(MEMORY_PREAMBLE)]
             window_text = "\n".join(m["content"] for m in window)
             evidence = [conv.turns[i].content for i in q.evidence]
-            base = counter.count_messages([{"role": "system", "content": settings.system_prompt}, *ctx["messages"][1:]])
+            base = counter.count_messages([{"role": "system", "content": settings.system_prompt}, *window, ctx["messages"][-1]])
             room = max(0, min(settings.memory_token_budget, ctx["budget"] - base))
             bm25_text = window_text + "\n" + "\n".join(bm25.memories(q.text, window_text, room, counter))
             rows.append({
