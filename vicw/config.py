@@ -136,7 +136,8 @@ class Settings(BaseSettings):
     def _apply_profile(cls, data: object) -> object:
         if not isinstance(data, dict):
             return data
-        profile = data.get("vicw_profile") or os.environ.get("VICW_PROFILE", "balanced")
+        profile = str(data.get("vicw_profile") or os.environ.get("VICW_PROFILE", "balanced")).lower()
+        data["vicw_profile"] = profile
         for key, value in PROFILES.get(str(profile).lower(), {}).items():
             if key not in data and key.upper() not in os.environ:
                 data[key] = value

@@ -114,6 +114,9 @@ class Conversation:
         state, jobs, _ = self.windows.update(tenant, session_id, change)
         if jobs:
             self.publisher.publish(jobs)
+            # Jobs an earlier outage left behind ride along with this relief (in Lambda there is no
+            # background thread; the scheduled maintenance function sweeps the rest).
+            self.publisher.flush_outbox(older_than=self.settings.outbox_resend_after_seconds)
             metrics.add_metric(name=M.OFFLOADS, unit="Count", value=len(jobs))
             metrics.add_metric(name=M.OFFLOADED_TURNS, unit="Count", value=sum(len(j.turns) for j in jobs))
         metrics.add_metric(name=M.WINDOW_PRESSURE, unit="Percent", value=100.0 * state.tokens / self.policy.budget)

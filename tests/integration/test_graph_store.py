@@ -413,3 +413,9 @@ def test_neo4j_adapter_over_bolt_status_update_related_and_delete(bolt_store):
     before = bolt_store.counts(t)
     removed = bolt_store.delete_session(t, "s1")
     assert removed["nodes"] == before["nodes"] and bolt_store.counts(t) == {"nodes": 0, "edges": 0}
+
+
+def test_reads_on_a_graph_that_does_not_exist_yet_are_empty(redis_url):
+    store = FalkorDBGraphStore.from_url(redis_url, f"never_written_{uuid.uuid4().hex[:8]}")
+    assert store.counts() == {"nodes": 0, "edges": 0}
+    assert store.export()["nodes"] == [] and store.state_items("t", "s") == []

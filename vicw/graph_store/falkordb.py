@@ -45,6 +45,8 @@ class FalkorDBGraphStore(CypherGraphStore):
         try:
             result = self._graph.query(query, params) if write else self._graph.ro_query(query, params)
         except Exception as exc:  # the client raises redis errors of several kinds
+            if not write and _missing_graph(exc):
+                return Outcome([], 0, 0)  # nothing written yet: reads see an empty graph
             raise GraphStoreError(f"falkordb query failed: {exc}") from exc
         names = [h[1] for h in result.header] if result.header else []
         rows = [dict(zip(names, row)) for row in result.result_set]
@@ -77,7 +79,7 @@ class FalkorDBGraphStore(CypherGraphStore):
         try:
             self._graph.delete()
         except Exception as exc:
-            if "empty key" not in str(exc).lower() and "invalid graph" not in str(exc).lower():
+            if not _missing_graph(exc):
                 raise GraphStoreError(f"falkordb graph delete failed: {exc}") from exc
 
     def close(self) -> None:
@@ -85,3 +87,8 @@ class FalkorDBGraphStore(CypherGraphStore):
             self._db.connection.close()
         except Exception:  # closing a broken connection is not an error worth raising
             pass
+
+
+def _missing_graph(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "empty key" in text or "invalid graph" in text
