@@ -114,8 +114,9 @@ class GraphProcessor:
 class IdempotentRunner:
     """Runs a job handler at most once per (function, job id, replay id) while the Redis record lives.
 
-    Redis is an optimisation here, not the guarantee (deterministic ids are): if the idempotency
-    store is unreachable the job is processed anyway rather than failed.
+    The record is an optimisation, not the guarantee (deterministic ids are): if reading or writing
+    it fails, the job is processed without it rather than failed. (Redis being down still fails
+    the record earlier, at the deleted-session check in `ColdPathWorker.process_job`.)
     """
 
     def __init__(self, name: str, handler: JobHandler, client: redis.Redis | None, ttl: int = IDEMPOTENCY_TTL_SECONDS) -> None:
