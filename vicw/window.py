@@ -100,7 +100,9 @@ def append_turns(
     state: WindowState, new: list[NewTurn], policy: WindowPolicy, now: datetime
 ) -> tuple[WindowState, list[OffloadJob]]:
     """Append messages in order, relieving pressure after each one. Returns a new state."""
-    state = state.model_copy(deep=True)
+    # Turns are never changed in place (only the list is), so a new list is copy enough; a deep
+    # copy of the whole window was most of the hot path's CPU time.
+    state = state.model_copy(update={"turns": list(state.turns)})
     jobs: list[OffloadJob] = []
     for item in new:
         if not item.pinned:
