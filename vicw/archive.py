@@ -121,25 +121,27 @@ class JobArchive:
         return sum(1 for _ in self.iter_keys(tenant, session_id, since))
 
     def _delete_prefix(self, prefix: str) -> int:
-        deleted = 0
-        batch: list[dict[str, str]] = []
-        paginator = self.s3.get_paginator("list_objects_v2")
+        """Delete every version and delete marker under `prefix`, so nothing survives as a
+        noncurrent version of the (versioned) bucket. Returns how many jobs were current."""
+        # List everything first: deleting while paginating would remove the version the next
+        # page's marker points at.
+        current = 0
+        entries: list[dict[str, str]] = []
+        paginator = self.s3.get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                batch.append({"Key": obj["Key"]})
-                if len(batch) == 1000:
-                    deleted += self._delete_batch(batch)
-                    batch = []
-        if batch:
-            deleted += self._delete_batch(batch)
-        return deleted
+            for version in page.get("Versions", []):
+                current += bool(version.get("IsLatest"))
+                entries.append({"Key": version["Key"], "VersionId": version["VersionId"]})
+            entries += ({"Key": m["Key"], "VersionId": m["VersionId"]} for m in page.get("DeleteMarkers", []))
+        for start in range(0, len(entries), 1000):  # delete_objects takes at most 1000 entries
+            self._delete_batch(entries[start : start + 1000])
+        return current
 
-    def _delete_batch(self, batch: list[dict[str, str]]) -> int:
+    def _delete_batch(self, batch: list[dict[str, str]]) -> None:
         resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         errors = resp.get("Errors", [])
         if errors:
-            raise RuntimeError(f"S3 refused to delete {len(errors)} archived jobs, e.g. {errors[0].get('Key')}: {errors[0].get('Message')}")
-        return len(batch)
+            raise RuntimeError(f"S3 refused to delete {len(errors)} archived job versions, e.g. {errors[0].get('Key')}: {errors[0].get('Message')}")
 
     def delete_session(self, tenant: str, session_id: str) -> int:
         return self._delete_prefix(session_prefix(tenant, session_id))
