@@ -83,11 +83,15 @@ def test_every_rung_then_keeps_the_last_reply(convo, scripted_llm):
     reqs = scripted_llm.chat_requests[1:]
     assert len(reqs) == 4
     original, first, second, last = (system_of(r) for r in reqs)
-    assert MEMORY_OPEN in original and "1841" in original.split(MEMORY_OPEN, 1)[1]
+    memory_block = next(m["content"] for m in reqs[0].messages if MEMORY_OPEN in m["content"])
+    assert "1841" in memory_block.split(MEMORY_OPEN, 1)[1]
     assert first.endswith(ECHO_INSTRUCTIONS[0]) and first.startswith(original)
     assert second.endswith(ECHO_INSTRUCTIONS[1]) and second.startswith(original)
-    assert last.endswith(LAST_INSTRUCTION) and MEMORY_OPEN not in last  # the last rung drops the memories
-    assert [r.messages[1:] for r in reqs[1:]] == [reqs[0].messages[1:]] * 3  # the window is unchanged
+    assert last.endswith(LAST_INSTRUCTION) and last.startswith(original)
+    assert [r.messages[1:] for r in reqs[1:3]] == [reqs[0].messages[1:]] * 2  # same window and memories
+    # the last rung drops the memories and nothing else
+    assert not any(MEMORY_OPEN in m["content"] for m in reqs[3].messages)
+    assert reqs[3].messages[1:] == [m for m in reqs[0].messages[1:] if m["content"] != memory_block]
     temps = [r.body["temperature"] for r in reqs]
     assert temps == sorted(temps) and temps[-1] > temps[0]
     assert result.completion.text == ECHO  # nothing better came: the reply is still stored once
