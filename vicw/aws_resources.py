@@ -44,7 +44,7 @@ FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "OffloadFunction": (
         *_COMMON,
-        "qdrant_url", "qdrant_api_key_secret", "qdrant_collection", "archive_bucket", "embedding_model",
+        "qdrant_url", "qdrant_api_key_secret", "qdrant_collection", "archive_bucket", "embedding_model", "embedding_dim",
         "cold_path_batch_size", "cold_path_workers", "max_receive_count",
     ),
     "GraphFunction": (
@@ -55,6 +55,8 @@ FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
     "MaintenanceFunction": (
         *_COMMON,
         "retention_days", "archive_bucket",
+        "offload_topic_arn", "outbox_resend_after_seconds",  # outbox re-send
+        "vicw_backup_url", "embedding_model", "embedding_dim",  # nightly backup
         "qdrant_url", "qdrant_api_key_secret", "qdrant_collection",
         "graph_backend", "neo4j_uri", "neo4j_user", "neo4j_password_secret",
     ),

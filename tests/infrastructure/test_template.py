@@ -145,6 +145,68 @@ def test_archive_bucket_is_private_encrypted_versioned_and_expires(template):
     assert rule["ExpirationInDays"] == {"Ref": "ArchiveRetentionDays"}
 
 
+def test_backup_bucket_is_private_encrypted_and_expires_every_version(template):
+    props = template["Resources"]["BackupBucket"]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert props["VersioningConfiguration"]["Status"] == "Enabled"
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and "Prefix" not in rule and "Filter" not in rule
+    assert rule["ExpirationInDays"] == {"Ref": "BackupRetentionDays"}
+    assert template["Parameters"]["BackupRetentionDays"]["Default"] == 30
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
+    assert rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
+    assert template["Outputs"]["BackupBucketName"]["Value"] == {"Ref": "BackupBucket"}
+
+
+def _policy_statements(template: dict, function: str) -> list[dict]:
+    out = []
+    for policy in template["Resources"][function]["Properties"].get("Policies", []):
+        for node in _walk(policy):
+            if isinstance(node, dict) and "Statement" in node:
+                out += node["Statement"]
+    return out
+
+
+def _sam_policy_targets(template: dict, function: str, policy: str) -> list:
+    return [p[policy] for p in template["Resources"][function]["Properties"]["Policies"] if isinstance(p, dict) and policy in p]
+
+
+@pytest.mark.parametrize("function", ["ChatFunction", "MaintenanceFunction"])
+def test_functions_that_forget_may_delete_every_archive_version(template, function):
+    granted = {(json.dumps(s["Action"]), json.dumps(s["Resource"], sort_keys=True)) for s in _policy_statements(template, function)}
+    assert (json.dumps("s3:ListBucketVersions"), json.dumps({"Fn::GetAtt": ["ArchiveBucket", "Arn"]})) in granted
+    assert (json.dumps("s3:DeleteObjectVersion"), json.dumps({"Fn::Sub": "${ArchiveBucket.Arn}/*"})) in granted
+
+
+def test_maintenance_function_can_resend_the_outbox_and_write_backups(template):
+    env = function_environment(template, "MaintenanceFunction")
+    assert env["VICW_BACKUP_URL"] == {"Fn::Sub": "s3://${BackupBucket}/nightly"}
+    assert env["OFFLOAD_TOPIC_ARN"] == {"Ref": "OffloadTopic"}
+    offload = function_environment(template, "OffloadFunction")
+    # The backup manifest records the embedding model; it must be the one the vectors come from.
+    assert (env["EMBEDDING_MODEL"], env["EMBEDDING_DIM"]) == (offload["EMBEDDING_MODEL"], offload["EMBEDDING_DIM"])
+    assert {"BucketName": {"Ref": "BackupBucket"}} in _sam_policy_targets(template, "MaintenanceFunction", "S3CrudPolicy")
+    assert _sam_policy_targets(template, "MaintenanceFunction", "SNSPublishMessagePolicy") == _sam_policy_targets(
+        template, "ChatFunction", "SNSPublishMessagePolicy"
+    )
+    props = template["Resources"]["MaintenanceFunction"]["Properties"]
+    assert props["EphemeralStorage"]["Size"] == {"Ref": "MaintenanceEphemeralStorageMB"}
+    storage = template["Parameters"]["MaintenanceEphemeralStorageMB"]
+    assert 512 <= storage["MinValue"] <= storage["Default"] <= storage["MaxValue"] <= 10240
+
+
+def test_llm_errors_alarm_watches_the_metric_the_app_emits(template):
+    from vicw.observability import M
+
+    alarm = template["Resources"]["LlmErrorsAlarm"]["Properties"]
+    glob = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert alarm["MetricName"] == M.LLM_ERRORS
+    assert alarm["Namespace"] == glob["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": glob["POWERTOOLS_SERVICE_NAME"]}]
+    assert "backup" in template["Resources"]["MaintenanceErrorsAlarm"]["Properties"]["AlarmDescription"]
+
+
 def test_functions_use_the_layers_and_a_runtime_the_layers_target(template):
     glob = template["Globals"]["Function"]
     assert {layer["Ref"] for layer in glob["Layers"]} == {"DepsLayer", "VicwLayer"}
