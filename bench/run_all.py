@@ -91,12 +91,12 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     q = args.quick
     plan = [
-        ("hot_path", ["bench/hot_path.py", "--turns", "500" if q else "2000", "--json", str(RESULTS / "hot_path.json")]),
+        ("hot_path", ["bench/hot_path.py", "--turns", "500" if q else "2000", "--json", "bench/results/hot_path.json"]),
         ("retrieval_latency", ["bench/retrieval_latency.py", "--sizes", "1000,10000" if q else "1000,10000,100000",
-                               "--queries", "30" if q else "50", "--json", str(RESULTS / "retrieval_latency.json")]),
-        ("cold_start", ["bench/cold_start.py", "--runs", "3" if q else "5", "--json", str(RESULTS / "cold_start.json")]),
+                               "--queries", "30" if q else "50", "--json", "bench/results/retrieval_latency.json"]),
+        ("cold_start", ["bench/cold_start.py", "--runs", "3" if q else "5", "--json", "bench/results/cold_start.json"]),
         ("tokens_per_turn", ["bench/tokens_per_turn.py", "--exchanges", "150" if q else "400",
-                             "--json", str(RESULTS / "tokens_per_turn.json")]),
+                             "--json", "bench/results/tokens_per_turn.json"]),
         ("cold_path", ["bench/cold_path.py", *(["--jobs", "10", "--rounds", "2"] if q else [])]),
     ]
     if (REPO / "bench" / "memory" / "run.py").exists():
