@@ -31,7 +31,7 @@ QUERIES = [
 ]
 
 
-def synthetic_points(n: int, dim: int, seed: int = 7):  # noqa: ANN201
+def synthetic_points(n: int, dim: int, seed: int = 7):
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -43,7 +43,7 @@ def synthetic_points(n: int, dim: int, seed: int = 7):  # noqa: ANN201
     return vectors.astype("float32")
 
 
-def load(store, n: int, dim: int) -> float:  # noqa: ANN001
+def load(store, n: int, dim: int) -> float:
     from qdrant_client import models
 
     started = time.perf_counter()
@@ -63,7 +63,7 @@ def load(store, n: int, dim: int) -> float:  # noqa: ANN001
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def run(sizes: list[int], queries: int) -> dict:
@@ -114,8 +114,8 @@ def run(sizes: list[int], queries: int) -> dict:
 
 
 def markdown(data: dict) -> str:
-    lines = ["| memories in tenant | query embedding p50 / p95 ms | search p50 / p95 ms | retrieval total p50 / p95 ms "
-             "| search / embed (p50) | numpy exact top-8 p50 ms (floor) |",
+    lines = [("| memories in tenant | query embedding p50 / p95 ms | search p50 / p95 ms | retrieval total p50 / p95 ms "
+             "| search / embed (p50) | numpy exact top-8 p50 ms (floor) |"),
              "|---:|---:|---:|---:|---:|---:|"]
     for n, s in data["sizes"].items():
         lines.append(f"| {int(n):,} | {s['embed']['p50']:.1f} / {s['embed']['p95']:.1f} | {s['search']['p50']:.1f} / "

@@ -19,8 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-VOCAB = ("shipment invoice Lyon depot pallet customs broker Tuesday refund garden budget tomato ferret sister dentist "
-         "appointment contract renewal supplier forklift driver route storage meeting forecast quarter manager approval").split()
+VOCAB = ["shipment", "invoice", "Lyon", "depot", "pallet", "customs", "broker", "Tuesday", "refund", "garden", "budget", "tomato", "ferret", "sister", "dentist", "appointment", "contract", "renewal", "supplier", "forklift", "driver", "route", "storage", "meeting", "forecast", "quarter", "manager", "approval"]
 
 
 def sentence(rng: random.Random, words: int) -> str:
@@ -69,8 +68,8 @@ def markdown(data: dict) -> str:
         f"| median over {data['exchanges']} exchanges | {s['vicw_median']:.0f} | {s['full_median']:.0f} |",
         f"| largest / last turn | {s['vicw_max']} (budget {data['budget']}) | {s['full_last']} |",
         f"| total prompt tokens sent | {s['total_vicw']:,} | {s['total_full']:,} |",
-        f"\nVICW sent **{100 * s['saved_ratio']:.1f}% fewer** prompt tokens in total; on the last turn the full history "
-        f"would have been **{s['last_turn_ratio']}x** larger.",
+        (f"\nVICW sent **{100 * s['saved_ratio']:.1f}% fewer** prompt tokens in total; on the last turn the full history "
+        f"would have been **{s['last_turn_ratio']}x** larger."),
     ])
 
 

@@ -73,7 +73,7 @@ def own_stack(data_dir: Path, env: dict[str, str], cold_path: bool = True) -> It
         container.reset()
 
 
-def process(local: Any, name: str):  # noqa: ANN201 - ManagedProcess
+def process(local: Any, name: str):
     return next(p for p in local.processes if p.name == name)
 
 
@@ -92,7 +92,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float, every: float = 0.25
 
 
 @pytest.fixture()
-def client_for():  # noqa: ANN201
+def client_for():
     clients: list[httpx.Client] = []
 
     def make(url: str, key: str = API_KEY, timeout: float = 15.0) -> httpx.Client:

@@ -25,7 +25,7 @@ def main(queue_url: str, function_timeout: float) -> int:
         worker = module.worker.get()
         original = worker.process_job
 
-        def process_job(job, replay_id=""):  # noqa: ANN001, ANN202
+        def process_job(job, replay_id=""):
             result = original(job, replay_id)
             outcomes.append({"job_id": job.job_id, "duplicate": bool(result.get("duplicate")), "points": result["points"]})
             return result

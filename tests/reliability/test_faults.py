@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 import httpx
 import pytest
@@ -66,7 +67,7 @@ class Driver:
             i += 1
             self._stop.wait(self.pause)
 
-    def __enter__(self) -> Driver:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -130,7 +131,7 @@ def drain(api: httpx.Client, timeout: float = 90) -> dict:
     """Wait for the outbox and both queues to empty (DLQs may hold messages)."""
     from vicw import container
 
-    def idle():  # noqa: ANN202
+    def idle():
         if container.window_store().outbox_size():
             return None
         stats = queue_stats(api)

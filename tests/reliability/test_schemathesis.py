@@ -47,7 +47,7 @@ def test_generated_requests_never_5xx_and_4xx_explain(api_schema):
     failures: list[str] = []
     calls = {"n": 0}
 
-    def check(case) -> None:  # noqa: ANN001
+    def check(case) -> None:
         calls["n"] += 1
         response = case.call(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=20)
         label = f"{case.method} {case.formatted_path} -> {response.status_code}"
@@ -66,7 +66,7 @@ def test_generated_requests_never_5xx_and_4xx_explain(api_schema):
             @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
                       phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
             @given(case=operation.as_strategy(generation_mode=mode))
-            def run(case) -> None:  # noqa: ANN001
+            def run(case) -> None:
                 check(case)
 
             try:

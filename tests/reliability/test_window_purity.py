@@ -3,7 +3,7 @@ state they passed in: it must never change its input, whether relief fires or a 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +11,7 @@ from vicw.models import WindowState
 from vicw.window import MessageTooLarge, NewTurn, WindowPolicy, append_turns
 
 POLICY = WindowPolicy(budget=500, offload_threshold=0.8, hysteresis_threshold=0.7, target_after_relief=0.6)
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def turns(n: int, tokens: int = 40) -> list[NewTurn]:
