@@ -139,6 +139,7 @@ def test_llm_errors_map_to_gateway_errors_and_keep_the_user_turn(api, scripted_l
         ({"session_id": "s", "message": ""}, 422, "message"),
         ({"session_id": "s", "message": "   "}, 422, "empty"),
         ({"session_id": "../etc", "message": "hi"}, 422, "session_id"),
+        ({"session_id": "..", "message": "hi"}, 422, "session_id"),
         ({"session_id": "s"}, 422, "message"),
         ({"session_id": "s", "message": "hi", "extra": 1}, 422, "extra"),
     ],

@@ -21,7 +21,7 @@ def session_for(body: OpenAIChatRequest, header: str | None) -> str:
     session_id = header or body.user
     if not session_id:
         raise ApiError(400, "no session: send an X-Session-Id header (or the request's `user` field)")
-    if not re.match(SESSION_ID_PATTERN, session_id):
+    if not re.match(SESSION_ID_PATTERN, session_id) or not session_id.strip("."):
         raise ApiError(422, "session id must be 1-128 characters of letters, digits, '.', '_' or '-'")
     return session_id
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
-SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)]
+
+
+def _not_only_dots(value: str) -> str:
+    if not value.strip("."):
+        raise ValueError("must not consist of dots only")
+    return value
+
+
+SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN), AfterValidator(_not_only_dots)]
 Role = Literal["system", "user", "assistant", "tool"]
 
 

@@ -30,6 +30,7 @@ from vicw.lambda_context import local_context
 from vicw.local.services import ManagedProcess, aws_env, moto_server, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+COLD_PATH_TIMEOUT_S = 120  # the cold-path functions' Timeout in template.yaml
 
 
 def load_function(name: str) -> ModuleType:
@@ -129,7 +130,7 @@ class QueuePoller(threading.Thread):
                 continue
             self.invocations += 1
             try:
-                result = self.handler(sqs_event(got, arn, region), local_context(f"vicw-{self.queue_name}"))
+                result = self.handler(sqs_event(got, arn, region), local_context(f"vicw-{self.queue_name}", timeout_seconds=COLD_PATH_TIMEOUT_S))
                 failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
             except Exception as exc:  # a crashed invocation fails the whole batch, as in Lambda
                 self.errors += 1
@@ -196,7 +197,9 @@ class LocalVicw:
             self.processes.append(proc)
             self.aws_endpoint = f"http://127.0.0.1:{proc.port}"
         self._configure_env()
-        from vicw import container
+        from vicw import aws, container
+
+        aws.client.cache_clear()  # clients built for another endpoint must not be reused
 
         container.reset()
         self.chat = load_function("chat")
