@@ -97,7 +97,10 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Virtual Infinite Context Window: a working window in Redis, long-term memory in Qdrant and a graph.",
     )
-    app.add_middleware(BodySizeLimit, max_bytes=container.settings().max_body_bytes)
+    settings = container.settings()
+    # JSON framing around a document adds a little: allow it on top of the document cap.
+    ingest_limit = max(settings.max_body_bytes, settings.max_ingest_bytes + 64 * 1024)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, per_path={"/ingest": ingest_limit})
     from vicw.rate_limit import RateLimiter
 
     app.state.rate_limiter = RateLimiter.from_settings(container.settings())
