@@ -7,7 +7,6 @@ Also lists each function's unzipped package size from `.aws-sam/build` (run `sam
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -17,6 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import bench_cli  # noqa: E402 - needs the repo on sys.path
 
 PROBE = r"""
 import json, time, sys
@@ -81,15 +82,7 @@ def markdown(data: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    data = run(args.runs)
-    if args.json:
-        args.json.write_text(json.dumps(data, indent=2))
-    print(markdown(data))
-    return 0
+    return bench_cli(__doc__, lambda p: p.add_argument("--runs", type=int, default=5), lambda a: run(a.runs), markdown)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ scripted LLM that answers at once:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -27,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import bench_cli  # noqa: E402 - needs the repo on sys.path
 
 TEXT = "turn {i}: the shipment to the Lyon depot left on Tuesday with {n} pallets; please confirm the invoice."
 
@@ -142,15 +142,7 @@ def markdown(data: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--turns", type=int, default=2000)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    data = run(args.turns)
-    if args.json:
-        args.json.write_text(json.dumps(data, indent=2))
-    print(markdown(data))
-    return 0
+    return bench_cli(__doc__, lambda p: p.add_argument("--turns", type=int, default=2000), lambda a: run(a.turns), markdown)
 
 
 if __name__ == "__main__":

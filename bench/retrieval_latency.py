@@ -13,7 +13,6 @@ index is faster at 100k, so these figures are an upper bound for the search step
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -22,6 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import bench_cli  # noqa: E402 - needs the repo on sys.path
 
 QUERIES = [
     "When is the shipment to Lyon leaving?", "What did my sister say about the ferrets?", "Which invoice was disputed?",
@@ -125,17 +126,13 @@ def markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--queries", type=int, default=50)
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--queries", type=int, default=50)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    data = run([int(x) for x in args.sizes.split(",")], args.queries)
-    if args.json:
-        args.json.write_text(json.dumps(data, indent=2))
-    print(markdown(data))
-    return 0
+    return bench_cli(__doc__, configure, lambda a: run([int(x) for x in a.sizes.split(",")], a.queries), markdown)
 
 
 if __name__ == "__main__":

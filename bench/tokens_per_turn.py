@@ -8,8 +8,6 @@ the budget); "full history" is every message so far plus the new one.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import random
 import statistics
@@ -18,6 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import bench_cli  # noqa: E402 - needs the repo on sys.path
 
 VOCAB = ["shipment", "invoice", "Lyon", "depot", "pallet", "customs", "broker", "Tuesday", "refund", "garden", "budget", "tomato", "ferret", "sister", "dentist", "appointment", "contract", "renewal", "supplier", "forklift", "driver", "route", "storage", "meeting", "forecast", "quarter", "manager", "approval"]
 
@@ -74,15 +74,7 @@ def markdown(data: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--exchanges", type=int, default=400)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-    data = run(args.exchanges)
-    if args.json:
-        args.json.write_text(json.dumps(data, indent=2))
-    print(markdown(data))
-    return 0
+    return bench_cli(__doc__, lambda p: p.add_argument("--exchanges", type=int, default=400), lambda a: run(a.exchanges), markdown)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,14 +41,8 @@ def redis_client(redis_url):
 def moto_endpoint(tmp_path_factory) -> str:
     proc = moto_server(tmp_path_factory.mktemp("moto")).start()
     endpoint = f"http://127.0.0.1:{proc.port}"
-    saved = {k: os.environ.get(k) for k in aws_env(endpoint)}
-    os.environ.update(aws_env(endpoint))
-    yield endpoint
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with patched_env(aws_env(endpoint)):
+        yield endpoint
     proc.stop()
 
 
@@ -81,28 +77,58 @@ def vicw_env(redis_url, moto_endpoint, scripted_llm):
     }
 
 
-def start_local_vicw(tmp_path, redis_url, moto_endpoint, env: dict, cold_path: bool = False):
-    """Run VICW in this process on a free port, through the real Lambda handlers."""
+@contextmanager
+def patched_env(values: dict, clear: tuple[str, ...] = ()):
+    """Set (and unset) environment variables for a block, restoring the previous values after."""
+    saved = {k: os.environ.get(k) for k in (*values, *clear)}
+    for key in clear:
+        os.environ.pop(key, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def running_vicw(tmp_path, redis_url, moto_endpoint, env: dict, cold_path: bool = False, clear: tuple[str, ...] = ()):
+    """VICW in this process on a free port, through the real Lambda handlers; stopped (and the
+    environment restored) when the block ends."""
     from vicw.local.runner import LocalVicw
 
-    for key, value in env.items():
-        os.environ[key] = value
-    return LocalVicw(tmp_path, port=0, redis_url=redis_url, aws_endpoint=moto_endpoint, cold_path=cold_path).start()
+    with patched_env(env, clear):
+        local = LocalVicw(tmp_path, port=0, redis_url=redis_url, aws_endpoint=moto_endpoint, cold_path=cold_path).start()
+        try:
+            yield local
+        finally:
+            local.stop()
+
+
+def wait_until(predicate, timeout: float = 60, every: float = 0.25, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail with its last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # a store may still be coming back
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what} not met within {timeout}s; last value: {last!r}")
 
 
 @pytest.fixture()
 def vicw(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_client):
     """A running VICW (hot path only) with a clean Redis and a reset scripted LLM."""
-    saved = {k: os.environ.get(k) for k in vicw_env}
     scripted_llm.reset()
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, vicw_env)
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with running_vicw(tmp_path, redis_url, moto_endpoint, vicw_env) as local:
+        yield local
 
 
 @pytest.fixture()

@@ -142,7 +142,7 @@ def _single_fact(rng: random.Random, who: str, used: set[str]) -> tuple[str, str
     if kind == "locker":
         num = str(rng.randint(100, 999))
         return (f"Note to self and to you all: my locker at the pool is number {num}.", f"What is {who}'s locker number at the pool?", num,
-                [f"The pool changed all the locker codes, so annoying.", f"Bus {rng.randint(10, 99)} was late again.",
+                ["The pool changed all the locker codes, so annoying.", f"Bus {rng.randint(10, 99)} was late again.",
                  f"We need {rng.randint(100, 999)} signatures for the petition."])
     if kind == "car":
         car, colour = pick(CARS), rng.choice(COLOURS)
@@ -176,14 +176,14 @@ def _multi_hop(rng: random.Random, who: str, used: set[str]) -> _Plant:
         return _Plant(
             facts=[(who, f"We have a new colleague, {colleague}, who moved here from {city}."),
                    (who, f"{colleague} told me the best place for dinner is {restaurant}, we should try it.")],
-            distractors=[f"Someone at work recommended a restaurant but I forgot the name.", f"{city} has great food, I heard.",
+            distractors=["Someone at work recommended a restaurant but I forgot the name.", f"{city} has great food, I heard.",
                          f"{rng.choice(RESTAURANTS)} was fully booked on Friday."],
             question=f"Which restaurant did {who}'s colleague from {city} recommend?", answer=restaurant, kind="multi-hop")
     place = rng.choice(PLACES)
     return _Plant(
         facts=[(who, f"My cousin {colleague} lives in {city} now, she loves it."),
                (who, f"{colleague} is going hiking in {place} in the summer, I am a bit jealous.")],
-        distractors=[f"My cousin sent me photos from a hike last year.", f"Hiking in {rng.choice(PLACES)} is on my list.",
+        distractors=["My cousin sent me photos from a hike last year.", f"Hiking in {rng.choice(PLACES)} is on my list.",
                      f"{city} is supposed to be lovely in summer."],
         question=f"Where is {who}'s cousin who lives in {city} going hiking?", answer=place, kind="multi-hop")
 
@@ -193,9 +193,9 @@ def _temporal(rng: random.Random, who: str, used: set[str]) -> _Plant:
     used.add(place)
     event = rng.choice([
         (f"I just got back from {place}, what a trip!", f"When did {who} get back from {place}?"),
-        (f"I passed my driving test this morning, still shaking.", f"When did {who} pass the driving test?"),
-        (f"We finally painted the living room today, it is dark green now.", f"When did {who} paint the living room?"),
-        (f"I ran my first half marathon today, 2 hours 5 minutes.", f"When did {who} run the first half marathon?"),
+        ("I passed my driving test this morning, still shaking.", f"When did {who} pass the driving test?"),
+        ("We finally painted the living room today, it is dark green now.", f"When did {who} paint the living room?"),
+        ("I ran my first half marathon today, 2 hours 5 minutes.", f"When did {who} run the first half marathon?"),
     ])
     if "driving test" in event[0] or "living room" in event[0] or "half marathon" in event[0]:
         used.add(event[0])

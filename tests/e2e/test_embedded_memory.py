@@ -3,13 +3,12 @@ the cold path into Qdrant, comes back through retrieval, and the embedded model 
 
 from __future__ import annotations
 
-import os
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, start_local_vicw
+from tests.conftest import API_KEY, running_vicw
 from vicw.llm import embedded
 
 pytestmark = pytest.mark.skipif(embedded.unavailable_reason() is not None, reason=f"{embedded.unavailable_reason()}")
@@ -37,12 +36,8 @@ def embedded_vicw(tmp_path, redis_url, moto_endpoint, vicw_env, redis_client):
         "LLM_MAX_TOKENS": "48",
         "MEMORY_TOKEN_BUDGET": "200",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, env, cold_path=True)
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with running_vicw(tmp_path, redis_url, moto_endpoint, env, cold_path=True) as local:
+        yield local
 
 
 def test_embedded_model_answers_from_an_offloaded_memory(embedded_vicw):

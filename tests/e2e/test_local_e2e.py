@@ -9,12 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import wait_until
 from tests.fakes.llm_server import ScriptedLLM
 from vicw.local.services import free_port
 
@@ -28,15 +28,6 @@ def filler(i: int) -> str:
     return f"Turn {i}: let us talk about {topics[i % len(topics)]} for a while, with a few more details number {i * 7}."
 
 
-def wait_until(predicate, timeout: float, every: float = 0.5):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
 def port_open(port: int) -> bool:

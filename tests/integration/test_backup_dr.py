@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import start_local_vicw
+from tests.conftest import patched_env, running_vicw
 from vicw.aws import client
 
 DR_KEY_A = "dr-drill-key-a-000001"
@@ -37,13 +36,8 @@ TOPICS = [
 def drill_env(vicw_env):
     env = {**vicw_env, "VICW_API_KEYS": f"{DR_KEY_A}:dr-a,{DR_KEY_B}:dr-b,{DR_KEY_C}:dr-c", "MAX_CONTEXT_TOKENS": "2048",
            "LLM_MAX_TOKENS": "256"}
-    saved = {k: os.environ.get(k) for k in env}
-    yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with patched_env(env):
+        yield env
 
 
 def populate(url: str, key: str, sessions: list[str]) -> int:
@@ -106,8 +100,7 @@ def test_drill_backup_wipe_restore(tmp_path, redis_url, moto_endpoint, drill_env
     from vicw import container
     from vicw.backup import BackupError, create_backup, read_manifest, restore_backup
 
-    first = start_local_vicw(tmp_path / "before", redis_url, moto_endpoint, drill_env, cold_path=True)
-    try:
+    with running_vicw(tmp_path / "before", redis_url, moto_endpoint, drill_env, cold_path=True) as first:
         populate(first.url, DR_KEY_A, ["s1", "s2", "s3"])
         populate(first.url, DR_KEY_B, ["other"])
         wait_drained()
@@ -126,13 +119,10 @@ def test_drill_backup_wipe_restore(tmp_path, redis_url, moto_endpoint, drill_env
         assert manifest.embedding_dim == 384 and set(manifest.files) >= {"window.jsonl.gz", "vectors.jsonl.gz", "graph.json.gz"}
         with pytest.raises(BackupError, match="already holds a backup"):
             create_backup("s3://vicw-drill-backups/nightly/1")
-    finally:
-        first.stop()
 
     # Disaster: Redis (window state, graph, idempotency records) and the Qdrant folder are gone.
     redis_client.flushdb()
-    second = start_local_vicw(tmp_path / "after", redis_url, moto_endpoint, drill_env, cold_path=True)
-    try:
+    with running_vicw(tmp_path / "after", redis_url, moto_endpoint, drill_env, cold_path=True) as second:
         vectors, graph = container.vector_store(), container.graph_store()
         assert vectors.count() == 0 and graph.counts()["nodes"] == 0 and not windows(redis_client, "dr-a")
         assert read_manifest("s3://vicw-drill-backups/nightly/1").created_at == manifest.created_at
@@ -152,16 +142,13 @@ def test_drill_backup_wipe_restore(tmp_path, redis_url, moto_endpoint, drill_env
             restore_backup("s3://vicw-drill-backups/nightly/1")
         assert restore_backup("s3://vicw-drill-backups/nightly/1", force=True)["forced"]
         assert vectors.count() == before["points"]
-    finally:
-        second.stop()
 
 
 def test_drill_rebuild_vectors_and_graph_from_archive(tmp_path, redis_url, moto_endpoint, drill_env, scripted_llm, redis_client):
     from vicw import container
     from vicw.replay import replay_archive
 
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, drill_env, cold_path=True)
-    try:
+    with running_vicw(tmp_path, redis_url, moto_endpoint, drill_env, cold_path=True) as local:
         populate(local.url, DR_KEY_C, ["r1", "r2"])
         wait_drained()
         vectors, graph = container.vector_store(), container.graph_store()
@@ -184,5 +171,3 @@ def test_drill_rebuild_vectors_and_graph_from_archive(tmp_path, redis_url, moto_
         assert graph.counts("dr-c") == nodes
         assert retrieval("dr-c") == searched
         assert [i.model_dump() for i in graph.state_items("dr-c", "r1")] == [i.model_dump() for i in items]
-    finally:
-        local.stop()

@@ -8,15 +8,13 @@ S3 ListObjectsV2); nothing here trusts a receipt alone.
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import timedelta
 
 import httpx
 import pytest
 import redis
 
-from tests.conftest import API_KEY, API_KEY_B, start_local_vicw
+from tests.conftest import API_KEY, API_KEY_B, running_vicw, wait_until
 from vicw import container
 from vicw.aws import client as aws_client
 from vicw.forget import idempotency_hash, tombstone_key
@@ -40,15 +38,6 @@ def sentence(tag: str, i: int) -> str:
             f"I decided to book the venue by Friday and budget {100 + i} euros.")
 
 
-def wait_until(predicate, timeout: float = 60, every: float = 0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
 # --- direct views of every store -------------------------------------------------------------------
@@ -107,7 +96,6 @@ def cold_vicw(tmp_path_factory, redis_url, moto_endpoint, vicw_env, scripted_llm
     from vicw.aws_resources import ensure_local_resources
 
     env = {**vicw_env, **COLD_ENV, "VICW_API_KEYS": f"{vicw_env['VICW_API_KEYS']},{ADMIN_KEY}:ops"}
-    saved = {k: os.environ.get(k) for k in env}
     r = redis.Redis.from_url(redis_url)
     r.flushdb()
     resources = ensure_local_resources()
@@ -115,17 +103,9 @@ def cold_vicw(tmp_path_factory, redis_url, moto_endpoint, vicw_env, scripted_llm
     for name in ("OFFLOAD_QUEUE_URL", "GRAPH_QUEUE_URL"):  # jobs left by other tests' hot-path-only runs
         sqs.purge_queue(QueueUrl=resources[name])
     scripted_llm.reset()
-    local = start_local_vicw(tmp_path_factory.mktemp("cold"), redis_url, moto_endpoint, env, cold_path=True)
-    try:
+    with running_vicw(tmp_path_factory.mktemp("cold"), redis_url, moto_endpoint, env, cold_path=True) as local:
         yield local
-    finally:
-        local.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        r.close()
+    r.close()
 
 
 @pytest.fixture(scope="module")

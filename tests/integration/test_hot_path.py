@@ -4,14 +4,13 @@ streaming through the OpenAI SDK, and concurrent writers at the store level."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from datetime import datetime, timezone
 
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, start_local_vicw
+from tests.conftest import API_KEY, running_vicw
 from vicw.aws import client
 from vicw.models import WindowState
 from vicw.queues import JobPublisher
@@ -81,12 +80,8 @@ def test_store_level_concurrency_loses_and_duplicates_nothing(redis_client):
 @pytest.fixture()
 def no_llm_vicw(tmp_path, redis_url, moto_endpoint, vicw_env, redis_client):
     env = {**vicw_env, "VICW_LLM_API_URL": "", "VICW_LLM_PROVIDER": "none"}
-    saved = {k: os.environ.get(k) for k in env}
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, env)
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with running_vicw(tmp_path, redis_url, moto_endpoint, env) as local:
+        yield local
 
 
 def test_without_an_llm_health_stays_green_and_chat_explains(no_llm_vicw):

@@ -3,14 +3,13 @@ and a 50-page document retrievable through the real cold path (queue -> embed ->
 
 from __future__ import annotations
 
-import os
 import random
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, API_KEY_B, start_local_vicw
+from tests.conftest import API_KEY, API_KEY_B, running_vicw
 from vicw.ingest import PART_TOKENS, build_jobs, split_document
 from vicw.tokens import TokenCounter
 
@@ -63,16 +62,9 @@ def test_jobs_are_deterministic_and_fit_a_queue_message():
 @pytest.fixture()
 def live(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_client):
     env = {**vicw_env, "MAX_INGEST_BYTES": "400000"}
-    saved = {k: os.environ.get(k) for k in env}
     scripted_llm.reset()
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, env, cold_path=True)
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with running_vicw(tmp_path, redis_url, moto_endpoint, env, cold_path=True) as local:
+        yield local
 
 
 def wait_for_points(api: httpx.Client, at_least: int, timeout: float = 150) -> int:

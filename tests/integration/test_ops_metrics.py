@@ -3,14 +3,13 @@ for the chat path and the in-process cold path; the route's access rules."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import API_KEY, start_local_vicw
+from tests.conftest import API_KEY, patched_env, running_vicw
 from vicw.observability import M, metrics
 
 
@@ -18,16 +17,9 @@ from vicw.observability import M, metrics
 def live(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_client):
     """VICW with the cold-path pollers running in this process (so their metrics share the registry)."""
     env = {**vicw_env, "MAX_CONTEXT_TOKENS": "2048", "LLM_MAX_TOKENS": "256"}
-    saved = {k: os.environ.get(k) for k in (*env, "VICW_METRICS_TOKEN")}
     scripted_llm.reset()
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, env, cold_path=True)
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with patched_env({}, clear=("VICW_METRICS_TOKEN",)), running_vicw(tmp_path, redis_url, moto_endpoint, env, cold_path=True) as local:
+        yield local
 
 
 def scrape(url: str, **headers: str) -> dict[tuple[str, tuple], float]:

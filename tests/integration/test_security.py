@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import uuid
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, API_KEY_B, start_local_vicw
+from tests.conftest import API_KEY, API_KEY_B, running_vicw
 from tests.fakes.llm_server import Reply
 from vicw.auth import digest
 from vicw.observability import logger as vicw_logger
@@ -106,16 +105,9 @@ def test_docs_are_public_but_hold_no_data(vicw):
 @pytest.fixture()
 def limited(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_client):
     env = {**vicw_env, "RATE_LIMITS": "chat=2/60,default=4/60"}
-    saved = {k: os.environ.get(k) for k in env}
     scripted_llm.reset()
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, env)
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with running_vicw(tmp_path, redis_url, moto_endpoint, env) as local:
+        yield local
 
 
 def test_429_with_retry_after_per_key_and_route_group(limited, redis_client):
@@ -160,9 +152,7 @@ def test_limiter_fails_open_when_its_redis_is_down(limited):
 def test_message_and_body_limits(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_client):
     env = {**vicw_env, "MAX_MESSAGE_CHARS": "200", "MAX_BODY_BYTES": "4096", "MAX_MESSAGES_PER_REQUEST": "3",
            "MAX_INGEST_BYTES": "2048"}
-    saved = {k: os.environ.get(k) for k in env}
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, env)
-    try:
+    with running_vicw(tmp_path, redis_url, moto_endpoint, env) as local:
         with httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as c:
             long = "x" * 201
             cases = [
@@ -184,13 +174,6 @@ def test_message_and_body_limits(tmp_path, redis_url, moto_endpoint, vicw_env, s
             assert doc.status_code == 413, doc.text
             assert c.post("/ingest", json={"document": "word " * 100}).status_code == 202
         assert scripted_llm.chat_requests and all(long not in json.dumps(r.messages) for r in scripted_llm.chat_requests)
-    finally:
-        local.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # --- memories are data -----------------------------------------------------------------------------------
@@ -249,13 +232,9 @@ def test_secrets_never_leak(source, tmp_path, redis_url, moto_endpoint, vicw_env
         name = f"vicw/test/llm-{uuid.uuid4().hex[:8]}"
         aws_client("secretsmanager").create_secret(Name=name, SecretString=json.dumps({"api_key": llm_key}))
         env["VICW_LLM_API_KEY_SECRET"] = name
-    saved = {k: os.environ.get(k) for k in (*env, "VICW_LLM_API_KEY", "VICW_LLM_API_KEY_SECRET")}
-    os.environ.pop("VICW_LLM_API_KEY", None)
-    os.environ.pop("VICW_LLM_API_KEY_SECRET", None)
     scripted_llm.reset()
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, env)
     secrets = [llm_key, API_KEY, API_KEY_B]
-    try:
+    with running_vicw(tmp_path, redis_url, moto_endpoint, env, clear=("VICW_LLM_API_KEY", "VICW_LLM_API_KEY_SECRET")) as local:
         outputs = []
         with httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as c:
             scripted_llm.script("fine")
@@ -280,10 +259,3 @@ def test_secrets_never_leak(source, tmp_path, redis_url, moto_endpoint, vicw_env
         assert "VICW_LLM_API" in out  # config show did print the settings
         for text in outputs:
             assert _leaks(text, secrets) == [], text[:2000]
-    finally:
-        local.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

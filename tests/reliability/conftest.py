@@ -9,8 +9,7 @@ takes the graph down.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, API_KEY_B
+from tests.conftest import API_KEY, API_KEY_B, wait_until  # noqa: F401 - wait_until is shared with the modules here
 
 # Variables a previous in-process stack may have left in os.environ; this stack sets its own.
 STACK_VARS = (
@@ -77,18 +76,6 @@ def process(local: Any, name: str):
     return next(p for p in local.processes if p.name == name)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, every: float = 0.25, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except Exception as exc:  # noqa: BLE001 - a store may still be coming back
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what} not met within {timeout}s; last value: {last!r}")
 
 
 @pytest.fixture()

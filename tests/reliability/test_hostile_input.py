@@ -5,26 +5,21 @@ never a hang, never an effect on another session."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import zlib
 
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, start_local_vicw
+from tests.conftest import API_KEY, running_vicw
 
 
 @pytest.fixture(scope="module")
 def vicw(tmp_path_factory, redis_url, moto_endpoint, vicw_env, scripted_llm):
     """One stack for the whole module (every case uses its own session)."""
     env = {**vicw_env, "RATE_LIMITS": ""}
-    saved = {k: os.environ.get(k) for k in env}
-    local = start_local_vicw(tmp_path_factory.mktemp("hostile"), redis_url, moto_endpoint, env)
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with running_vicw(tmp_path_factory.mktemp("hostile"), redis_url, moto_endpoint, env) as local:
+        yield local
 
 
 @pytest.fixture(scope="module")

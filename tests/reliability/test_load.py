@@ -8,7 +8,6 @@ window never exceeds its budget; offload counters match the jobs actually sent.
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import API_KEY, start_local_vicw
+from tests.conftest import API_KEY, running_vicw
 from vicw.models import OffloadJob
 from vicw.window_store import session_prefix
 
@@ -27,14 +26,10 @@ TENANT = "tenant-a"
 def hot(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_client):
     """Hot path only, no rate limits; a small window so relief fires often."""
     env = {**vicw_env, "RATE_LIMITS": "", "MAX_CONTEXT_TOKENS": "1024", "LLM_MAX_TOKENS": "128"}
-    saved = {k: os.environ.get(k) for k in env}
     scripted_llm.reset()
-    local = start_local_vicw(tmp_path, redis_url, moto_endpoint, env)
-    purge_offload_queue()
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with running_vicw(tmp_path, redis_url, moto_endpoint, env) as local:
+        purge_offload_queue()
+        yield local
 
 
 def purge_offload_queue() -> None:

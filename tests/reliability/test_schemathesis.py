@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 
-from tests.conftest import API_KEY, start_local_vicw
+from tests.conftest import API_KEY, running_vicw
 
 MAX_EXAMPLES = int(os.environ.get("VICW_FUZZ_EXAMPLES", "12"))
 
@@ -23,12 +23,8 @@ MAX_EXAMPLES = int(os.environ.get("VICW_FUZZ_EXAMPLES", "12"))
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory, redis_url, moto_endpoint, vicw_env, scripted_llm):
     env = {**vicw_env, "RATE_LIMITS": ""}
-    saved = {k: os.environ.get(k) for k in env}
-    local = start_local_vicw(tmp_path_factory.mktemp("fuzz"), redis_url, moto_endpoint, env)
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    with running_vicw(tmp_path_factory.mktemp("fuzz"), redis_url, moto_endpoint, env) as local:
+        yield local
 
 
 @pytest.fixture(scope="module")
