@@ -299,3 +299,27 @@ class LazyWorker:
 
 def on_lambda() -> bool:
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and "AWS_LAMBDA_RUNTIME_API" in os.environ
+
+
+def lambda_entry(name: str, build: Callable[[], ColdPathWorker]) -> tuple[LazyWorker, Callable[..., dict]]:
+    """The (worker, handler) pair a cold-path function's app.py exposes.
+
+    The worker is built once per sandbox (on Lambda during init, locally on first invoke); the
+    handler adds Powertools context, metric flushing and tracing around one SQS batch.
+    """
+    from vicw.lambda_context import local_context
+    from vicw.observability import logger, metrics, tracer
+
+    worker = LazyWorker(build)
+    worker.warm_if_on_lambda()
+
+    @logger.inject_lambda_context
+    @metrics.log_metrics
+    @tracer.capture_lambda_handler
+    def _handle(event: dict, context: object) -> dict:
+        return worker.get().handle_batch(event, context)
+
+    def handler(event: dict, context: object = None) -> dict:
+        return _handle(event, context or local_context(f"vicw-{name}"))
+
+    return worker, handler

@@ -161,6 +161,10 @@ def warm() -> None:
 
 def reset() -> None:
     """Forget every built dependency (tests and the local runner call this after changing env)."""
+    if vector_store.cache_info().currsize:  # local-mode Qdrant locks its folder until closed
+        store = vector_store()
+        if store is not None:
+            store.close()
     get_settings.cache_clear()
     for fn in (token_counter, window_store, publisher, llm, embedder, vector_store, graph_store, archive,
                memory_source, loop_guard, key_table, conversation):

@@ -67,6 +67,7 @@ def poll_once(
     *,
     max_messages: int = 10,
     wait_seconds: int = 0,
+    queue_arn: str | None = None,
 ) -> tuple[int, int]:
     """One receive -> invoke -> delete round, as the event source mapping does it.
 
@@ -80,8 +81,8 @@ def poll_once(
     messages = resp.get("Messages", [])
     if not messages:
         return 0, 0
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    result = handler(sqs_event(messages, arn), context) or {}
+    arn = queue_arn or sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    result = handler(sqs_event(messages, arn, arn.split(":")[3]), context) or {}
     failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
     done = [m for m in messages if m["MessageId"] not in failed]
     for start in range(0, len(done), 10):

@@ -1,20 +1,5 @@
-"""Graph function: SQS batch of offload jobs -> entities and relations in the knowledge graph."""
+"""Graph function: SQS batch of offload jobs -> entities and state items in the knowledge graph."""
 
-from vicw.cold_path import LazyWorker, build_graph_worker
-from vicw.lambda_context import local_context
-from vicw.observability import logger, metrics, tracer
+from vicw.cold_path import build_graph_worker, lambda_entry
 
-# Built once per sandbox. On Lambda the slow parts load during init; locally, on first invoke.
-worker = LazyWorker(build_graph_worker)
-worker.warm_if_on_lambda()
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def _handle(event: dict, context: object) -> dict:
-    return worker.get().handle_batch(event, context)
-
-
-def handler(event: dict, context: object = None) -> dict:
-    return _handle(event, context or local_context("vicw-graph"))
+worker, handler = lambda_entry("graph", build_graph_worker)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import importlib.util
 import json
 import os
@@ -26,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from vicw.lambda_context import local_context
+from vicw.lambda_context import local_context, poll_once
 from vicw.local.services import ManagedProcess, aws_env, moto_server, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -76,28 +75,6 @@ def apigw_v2_event(method: str, path: str, query: str, headers: dict[str, str], 
     }
 
 
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict:
-    records = []
-    for m in messages:
-        attrs = {
-            k: {"stringValue": v.get("StringValue"), "binaryValue": v.get("BinaryValue"), "stringListValues": [],
-                "binaryListValues": [], "dataType": v.get("DataType", "String")}
-            for k, v in (m.get("MessageAttributes") or {}).items()
-        }
-        records.append({
-            "messageId": m["MessageId"],
-            "receiptHandle": m["ReceiptHandle"],
-            "body": m["Body"],
-            "attributes": m.get("Attributes", {}),
-            "messageAttributes": attrs,
-            "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
-            "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
-            "awsRegion": region,
-        })
-    return {"Records": records}
-
-
 class QueuePoller(threading.Thread):
     """Plays the part of a Lambda event source mapping for one queue."""
 
@@ -114,35 +91,20 @@ class QueuePoller(threading.Thread):
         from vicw.observability import logger
 
         sqs = client("sqs")
-        arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        region = arn.split(":")[3]
+        arn = None
         while not self.stop_event.is_set():
             try:
-                got = sqs.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=1,
-                    AttributeNames=["All"], MessageAttributeNames=["All"],
-                ).get("Messages", [])
-            except Exception as exc:  # the queue endpoint may be restarting: keep polling
-                logger.warning("queue receive failed", extra={"queue": self.queue_name, "error": type(exc).__name__})
+                arn = arn or sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                context = local_context(f"vicw-{self.queue_name}", timeout_seconds=COLD_PATH_TIMEOUT_S)
+                received, _ = poll_once(sqs, self.queue_url, self.handler, context, max_messages=self.batch_size,
+                                        wait_seconds=1, queue_arn=arn)
+            except Exception as exc:  # endpoint restarting, or the invocation crashed: the batch comes back
+                self.errors += 1
+                logger.warning("cold-path poll failed", extra={"queue": self.queue_name, "error": type(exc).__name__})
+                arn = None
                 self.stop_event.wait(1.0)
                 continue
-            if not got:
-                continue
-            self.invocations += 1
-            try:
-                result = self.handler(sqs_event(got, arn, region), local_context(f"vicw-{self.queue_name}", timeout_seconds=COLD_PATH_TIMEOUT_S))
-                failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-            except Exception as exc:  # a crashed invocation fails the whole batch, as in Lambda
-                self.errors += 1
-                logger.exception("cold-path handler crashed", extra={"queue": self.queue_name, "error": type(exc).__name__})
-                continue
-            done = [m for m in got if m["MessageId"] not in failed]
-            for i in range(0, len(done), 10):
-                entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])]
-                try:
-                    sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-                except Exception:  # not deleted -> redelivered -> idempotent consumer: harmless
-                    logger.warning("delete after processing failed", extra={"queue": self.queue_name})
+            self.invocations += bool(received)
 
 
 class OutboxFlusher(threading.Thread):
@@ -279,9 +241,6 @@ class LocalVicw:
             proc.stop()
         from vicw import container
 
-        store = container.vector_store.cache_info().currsize and container.vector_store()
-        if store:
-            store.close()
         container.reset()
 
     # --- the API Gateway stand-in ----------------------------------------------------------------
