@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -80,7 +81,31 @@ class SessionCorpus:
 
             corpus.bm25 = bm25s.BM25()
             corpus.bm25.index(tokens, show_progress=False)
+        corpus.speakers, corpus.token_rows  # noqa: B018 - derive once at load, not on the first query
         return corpus
+
+    @cached_property
+    def speakers(self) -> frozenset[str]:
+        """Lower-cased speaker names of every row."""
+        return frozenset((r.speaker or "").lower() for r in self.records)
+
+    @cached_property
+    def token_rows(self) -> dict[str, np.ndarray]:
+        """Inverted index: BM25 token -> the rows holding it (ascending)."""
+        rows: dict[str, list[int]] = {}
+        for i, tokens in enumerate(self.token_sets):
+            for tok in tokens:
+                rows.setdefault(tok, []).append(i)
+        return {tok: np.asarray(ix, dtype=np.int64) for tok, ix in rows.items()}
+
+    def rows_with_any(self, tokens: Iterable[str]) -> np.ndarray:
+        """Boolean mask of the rows holding at least one of `tokens`."""
+        mask = np.zeros(len(self.records), dtype=bool)
+        for tok in tokens:
+            ix = self.token_rows.get(tok)
+            if ix is not None:
+                mask[ix] = True
+        return mask
 
     def __len__(self) -> int:
         return len(self.records)

@@ -42,7 +42,9 @@ def _top(scores: np.ndarray, allowed: np.ndarray, k: int, floor: float) -> list[
 def dense_scores(corpus: SessionCorpus, query_vector: Sequence[float]) -> np.ndarray:
     if corpus.vectors is None or len(corpus) == 0:
         return np.zeros(len(corpus), dtype=np.float32)
-    return corpus.vectors @ np.asarray(query_vector, dtype=np.float32)
+    # einsum, not `@`: a BLAS matrix-vector product right after an onnxruntime call contends with its
+    # spinning worker threads (~6 ms instead of ~0.2 ms at 1,500 x 384 on 2 cores).
+    return np.einsum("ij,j->i", corpus.vectors, np.asarray(query_vector, dtype=np.float32))
 
 
 def dense_step(corpus: SessionCorpus, scores: np.ndarray, allowed: np.ndarray, k: int, threshold: float) -> Ranking:
@@ -121,7 +123,7 @@ def bridge_names(corpus: SessionCorpus, rows: list[int], intent: QueryIntent) ->
     """Names in the best hits that the query did not use: the bridge to a second hop
     ("my colleague from Ghent" -> "Ines" -> what Ines recommended)."""
     asked = {n.lower() for n in intent.names} | set(intent.tokens)
-    speakers = {(r.speaker or "").lower() for r in corpus.records}
+    speakers = corpus.speakers
     out: list[str] = []
     for row in rows:
         for name in _NAME.findall(strip_prefix(corpus.records[row])):
@@ -137,12 +139,8 @@ def hop_step(corpus: SessionCorpus, intent: QueryIntent, first: list[int], allow
     if corpus.bm25 is None or not names or k <= 0:
         return Ranking("hop", [])
     scores = np.asarray(corpus.bm25.get_scores([*intent.tokens, *names]), dtype=np.float32)
-    mentions = np.zeros(len(corpus), dtype=bool)
-    wanted = set(names)
-    skip = set(first)
-    for i, row_tokens in enumerate(corpus.token_sets):
-        if allowed[i] and i not in skip and not wanted.isdisjoint(row_tokens):
-            mentions[i] = True
+    mentions = corpus.rows_with_any(names) & allowed
+    mentions[list(first)] = False
     return Ranking("hop", _top(scores, mentions, k, 0.0))
 
 
