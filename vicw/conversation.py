@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from vicw.llm.base import CompletionRequest, LLMNotConfigured
-from vicw.models import OffloadJob, WindowState, utcnow
+from vicw.models import OffloadJob, WindowState, render_content, utcnow
 from vicw.observability import M, logger, metrics
 from vicw.prompt import Memory, PromptPlan, build_prompt
 from vicw.tokens import REPLY_PRIMING
@@ -87,8 +87,7 @@ class Conversation:
         out = []
         for m in messages:
             ts = m.timestamp or now
-            probe = NewTurn(role=m.role, content=m.content, name=m.name, timestamp=ts, tokens=0)
-            tokens = self.counter.count_message(m.role, _render(probe))
+            tokens = self.counter.count_message(m.role, render_content(m.role, m.content, m.name, ts))
             out.append(NewTurn(role=m.role, content=m.content, name=m.name, timestamp=ts, tokens=tokens))
         return out
 
@@ -266,8 +265,3 @@ class PendingTurn:
     started: float
     retrieval_ms: float
 
-
-def _render(turn: NewTurn) -> str:
-    from vicw.models import Turn
-
-    return Turn(seq=0, role=turn.role, content=turn.content, name=turn.name, timestamp=turn.timestamp, tokens=0).rendered()  # type: ignore[arg-type]

@@ -32,14 +32,16 @@ class Turn(BaseModel):
         return str(self.seq)
 
     def rendered(self) -> str:
-        """The content as the model sees it: speaker and date are part of the message."""
-        prefix = []
-        if self.role != "system":
-            if self.timestamp is not None and self.name is not None:
-                prefix.append(f"[{self.timestamp:%Y-%m-%d %H:%M}] {self.name}:")
-            elif self.name is not None:
-                prefix.append(f"{self.name}:")
-        return " ".join([*prefix, self.content]) if prefix else self.content
+        return render_content(self.role, self.content, self.name, self.timestamp)
+
+
+def render_content(role: str, content: str, name: str | None, timestamp: datetime | None) -> str:
+    """A message as the model sees it: the speaker (and the date, when known) are part of it."""
+    if role == "system" or name is None:
+        return content
+    if timestamp is not None:
+        return f"[{timestamp:%Y-%m-%d %H:%M}] {name}: {content}"
+    return f"{name}: {content}"
 
 
 class WindowState(BaseModel):
