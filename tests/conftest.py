@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,15 @@ def running_vicw(tmp_path, redis_url, moto_endpoint, env: dict, cold_path: bool 
             yield local
         finally:
             local.stop()
+
+
+def run_in_threads(work, threads: int) -> None:
+    """Start `threads` threads running `work` at once and wait for all of them."""
+    started = [threading.Thread(target=work) for _ in range(threads)]
+    for t in started:
+        t.start()
+    for t in started:
+        t.join()
 
 
 def wait_until(predicate, timeout: float = 60, every: float = 0.25, what: str = "condition"):

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, running_vicw
+from tests.conftest import API_KEY, run_in_threads, running_vicw
 from vicw.aws import client
 from vicw.models import WindowState
 from vicw.queues import JobPublisher
@@ -65,11 +65,7 @@ def test_store_level_concurrency_loses_and_duplicates_nothing(redis_client):
             with lock:
                 jobs_seen.extend(jobs)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, 8)
     state = store.load("t", "race")
     kept = [t.seq for t in state.turns]
     shed = [t.seq for j in jobs_seen for t in j.turns]

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, API_KEY_B, wait_until  # noqa: F401 - wait_until is shared with the modules here
+from tests.conftest import API_KEY, API_KEY_B, running_vicw, wait_until  # noqa: F401 - wait_until is shared with the modules here
 
 # Variables a previous in-process stack may have left in os.environ; this stack sets its own.
 STACK_VARS = (
@@ -90,3 +90,11 @@ def client_for():
     yield make
     for c in clients:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def unlimited_stack(tmp_path_factory, redis_url, moto_endpoint, vicw_env, scripted_llm):
+    """One in-process VICW for a whole module, with rate limits off (every case uses its own session)."""
+    env = {**vicw_env, "RATE_LIMITS": ""}
+    with running_vicw(tmp_path_factory.mktemp("stack"), redis_url, moto_endpoint, env) as local:
+        yield local

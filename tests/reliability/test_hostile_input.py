@@ -11,15 +11,12 @@ import zlib
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, running_vicw
+from tests.conftest import API_KEY
 
 
 @pytest.fixture(scope="module")
-def vicw(tmp_path_factory, redis_url, moto_endpoint, vicw_env, scripted_llm):
-    """One stack for the whole module (every case uses its own session)."""
-    env = {**vicw_env, "RATE_LIMITS": ""}
-    with running_vicw(tmp_path_factory.mktemp("hostile"), redis_url, moto_endpoint, env) as local:
-        yield local
+def vicw(unlimited_stack):
+    return unlimited_stack
 
 
 @pytest.fixture(scope="module")

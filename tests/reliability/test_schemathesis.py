@@ -15,16 +15,14 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 
-from tests.conftest import API_KEY, running_vicw
+from tests.conftest import API_KEY
 
 MAX_EXAMPLES = int(os.environ.get("VICW_FUZZ_EXAMPLES", "12"))
 
 
 @pytest.fixture(scope="module")
-def fuzz_stack(tmp_path_factory, redis_url, moto_endpoint, vicw_env, scripted_llm):
-    env = {**vicw_env, "RATE_LIMITS": ""}
-    with running_vicw(tmp_path_factory.mktemp("fuzz"), redis_url, moto_endpoint, env) as local:
-        yield local
+def fuzz_stack(unlimited_stack):
+    return unlimited_stack
 
 
 @pytest.fixture(scope="module")

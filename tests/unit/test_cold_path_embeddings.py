@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
+
+from tests.conftest import run_in_threads
 
 from vicw.embeddings import MINILM_DIM, Embedder, minilm_model_dir
 
@@ -63,11 +64,7 @@ def test_concurrent_first_use_loads_once(tmp_path, monkeypatch):
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(work, 4)
     assert not errors
     assert len(set(models)) == 1
 

@@ -6,6 +6,8 @@ import threading
 import time
 
 import pytest
+
+from tests.conftest import run_in_threads
 import redis
 
 from vicw.rate_limit import (
@@ -69,11 +71,7 @@ def test_concurrent_hits_never_exceed_the_burst(redis_client):
             with lock:
                 results.append(ok)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker, 8)
     assert len(results) == 80 and sum(results) == 20
 
 
