@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from vicw.llm.base import CompletionRequest, LLMNotConfigured
-from vicw.models import OffloadJob, WindowState, render_content, utcnow
+from vicw.models import OffloadJob, WindowState, as_utc, render_content, utcnow
 from vicw.observability import M, logger, metrics
 from vicw.prompt import Memory, PromptPlan, build_prompt
 from vicw.tokens import REPLY_PRIMING
@@ -86,7 +86,7 @@ class Conversation:
     def _new_turns(self, messages: list[IncomingMessage], now: datetime) -> list[NewTurn]:
         out = []
         for m in messages:
-            ts = m.timestamp or now
+            ts = as_utc(m.timestamp) if m.timestamp else now
             tokens = self.counter.count_message(m.role, render_content(m.role, m.content, m.name, ts))
             out.append(NewTurn(role=m.role, content=m.content, name=m.name, timestamp=ts, tokens=tokens))
         return out

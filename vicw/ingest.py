@@ -12,10 +12,10 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from vicw.models import JOB_NAMESPACE, OffloadJob, Turn, utcnow
+from vicw.models import JOB_NAMESPACE, OffloadJob, Turn, checked_utc, utcnow
 from vicw.tokens import TOKENS_PER_MESSAGE, TokenCounter
 
 if TYPE_CHECKING:
@@ -93,8 +93,7 @@ def _when(metadata: dict[str, str]) -> datetime:
     raw = metadata.get("date") or metadata.get("timestamp")
     if raw:
         try:
-            parsed = datetime.fromisoformat(raw)
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            return checked_utc(datetime.fromisoformat(raw))
         except ValueError:
             pass
     return utcnow()

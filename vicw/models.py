@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
 JOB_NAMESPACE = uuid.UUID("6f1c3c5e-3b0a-4d59-9a57-5b9d1c0e7a21")
@@ -16,6 +16,30 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(value: datetime) -> datetime:
+    """Timezone-aware: a naive timestamp (as chat exports carry them) means UTC."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None or value.utcoffset() is None else value
+
+
+# Years a message may carry. Outside them `.timestamp()`, date arithmetic or formatting in another
+# zone can fail ("year 0 is out of range"); the edge refuses them with a 422.
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
+def checked_utc(value: datetime) -> datetime:
+    """`as_utc`, refusing years outside [MIN_YEAR, MAX_YEAR] (edge validation of user input)."""
+    value = as_utc(value)
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"timestamp year must be between {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
+# Stored and internal timestamps: always aware (old naive records are read as UTC).
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+# Timestamps from users: aware, and within a range every later step can handle.
+InputDatetime = Annotated[datetime, AfterValidator(checked_utc)]
+
+
 class Turn(BaseModel):
     """One message kept in a session's window (or shed from it)."""
 
@@ -23,7 +47,7 @@ class Turn(BaseModel):
     role: Role
     content: str
     name: str | None = None
-    timestamp: datetime
+    timestamp: UtcDatetime
     tokens: int = Field(ge=0)
     pinned: bool = False
 
@@ -58,8 +82,8 @@ class WindowState(BaseModel):
     total_tokens: int = 0  # everything ever appended: what "send the full history" would cost
     history_count: int = 0  # non-system messages ever recorded (to spot what a client resends)
     history_digests: list[str] = Field(default_factory=list)  # digests of the last few of them
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: UtcDatetime = Field(default_factory=utcnow)
+    updated_at: UtcDatetime = Field(default_factory=utcnow)
 
     @property
     def tokens(self) -> int:
@@ -75,7 +99,7 @@ class OffloadJob(BaseModel):
     kind: Literal["conversation", "document"] = "conversation"
     turns: list[Turn]
     token_count: int
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: UtcDatetime = Field(default_factory=utcnow)
     metadata: dict[str, str] = Field(default_factory=dict)
 
     @staticmethod

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from vicw.models import InputDatetime
+
 SESSION_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
 
 
@@ -32,7 +34,8 @@ class MessageIn(BaseModel):
     role: Role
     content: str = Field(min_length=1)
     name: str | None = Field(None, max_length=128)
-    timestamp: datetime | None = Field(None, description="ISO-8601; kept with the turn and shown to the model")
+    timestamp: InputDatetime | None = Field(
+        None, description="ISO-8601; kept with the turn and shown to the model. Without a timezone it means UTC.")
 
     _check_content = field_validator("content")(_non_blank)
 
