@@ -23,7 +23,7 @@ def parse_key_table(spec: str) -> dict[str, str]:
     table: dict[str, str] = {}
     for n, item in enumerate(filter(None, (p.strip() for p in spec.replace("\n", ",").split(","))), start=1):
         key, sep, tenant = item.rpartition(":")
-        if not sep or len(key) < 8 or not TENANT_RE.match(tenant):
+        if not sep or len(key) < 8 or not TENANT_RE.fullmatch(tenant):
             raise ValueError(
                 f"VICW_API_KEYS entry {n} is malformed: expected <key>:<tenant> with a key of 8+ characters "
                 "and a tenant of letters, digits, '.', '_' or '-'"

@@ -129,3 +129,25 @@ def test_many_headers_and_long_auth(api):
     assert r.status_code == 200
     r = httpx.get(f"{api.base_url}/sessions/h", headers={"Authorization": "Bearer " + "k" * 8000}, timeout=10)
     assert_clear_4xx(r, 401)
+
+
+# --- one session-id rule everywhere (fullmatch: no trailing newline sneaks past `$`) ---------
+@pytest.mark.parametrize("bad_id", ["x\n", "x\r\n", "\nx", "x\ny", "..", "x" * 129, "x y", "é"])
+def test_one_session_id_rule_on_every_route(api, bad_id):
+    chat = [{"role": "user", "content": "hello"}]
+    assert_clear_4xx(api.post("/v1/chat/completions", json={"messages": chat, "user": bad_id}), 422)
+    assert_clear_4xx(api.post("/chat", json={"session_id": bad_id, "message": "hello"}), 422)
+    assert_clear_4xx(api.post("/reset", json={"session_id": bad_id}), 422)
+    assert_clear_4xx(api.post("/ingest", json={"document": "a note", "session_id": bad_id}), 422)
+    quoted = httpx.URL("/sessions/").join(bad_id.replace("\n", "%0A").replace("\r", "%0D").replace(" ", "%20")).raw_path.decode()
+    for r in (api.get(quoted), api.delete(quoted), api.post(f"{quoted}/messages", json={"messages": chat}),
+              api.post(f"{quoted}/context", json={"query": "q"})):
+        assert_clear_4xx(r, 404, 405, 422)
+
+
+def test_session_id_from_v1_user_is_readable_and_deletable(api):
+    r = api.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "user": "v1-user.ok"})
+    assert r.status_code == 200, r.text
+    assert r.json()["vicw"]["session_id"] == "v1-user.ok"
+    assert api.get("/sessions/v1-user.ok").json()["messages"] >= 2
+    assert api.delete("/sessions/v1-user.ok").status_code == 200

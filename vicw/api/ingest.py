@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vicw import container
 from vicw.api.app import ApiError, Tenant
-from vicw.api.schemas import SESSION_ID_PATTERN
+from vicw.api.schemas import SessionId
 from vicw.ingest import DocumentTooLarge, IngestUnavailable, ingest_document
 
 router = APIRouter(tags=["memory"])
@@ -18,7 +18,7 @@ class IngestRequest(BaseModel):
 
     document: str = Field(min_length=1)
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    session_id: str | None = Field(None, pattern=SESSION_ID_PATTERN)
+    session_id: SessionId | None = None
 
     @field_validator("document")
     @classmethod

@@ -6,12 +6,11 @@ so no reply is ever added twice.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
 from vicw import container
-from vicw.api.schemas import SESSION_ID_PATTERN, OpenAIChatRequest
+from vicw.api.schemas import OpenAIChatRequest, check_session_id
 from vicw.conversation import IncomingMessage, TurnResult
 
 
@@ -21,9 +20,10 @@ def session_for(body: OpenAIChatRequest, header: str | None) -> str:
     session_id = header or body.user
     if not session_id:
         raise ApiError(400, "no session: send an X-Session-Id header (or the request's `user` field)")
-    if not re.match(SESSION_ID_PATTERN, session_id) or not session_id.strip("."):
-        raise ApiError(422, "session id must be 1-128 characters of letters, digits, '.', '_' or '-'")
-    return session_id
+    try:
+        return check_session_id(session_id)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
 
 
 def prepare(body: OpenAIChatRequest, tenant: str, header: str | None):  # noqa: ANN201

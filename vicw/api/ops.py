@@ -98,7 +98,7 @@ def resolve_location(value: str | None) -> str | None:
     """Where the server may read or write: S3, or a plain folder name under VICW_DATA_DIR/backups."""
     if value is None or value.startswith("s3://"):
         return value
-    if not _NAME.match(value) or value in {".", ".."}:
+    if not _NAME.fullmatch(value) or value in {".", ".."}:
         raise _api_error(422, "a local backup is named by a plain folder name (letters, digits, '.', '_', '-') "
                               "under VICW_DATA_DIR/backups, or is an s3://bucket/prefix", "invalid_request_error")
     return str(Path(container.settings().vicw_data_dir) / "backups" / value)

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from vicw.models import InputDatetime
 
-SESSION_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+# The one session-id rule, for every way an id arrives: paths, bodies (`session_id`), the
+# X-Session-Id header and `user` of /v1. Checked with fullmatch: `$` in re.match would also
+# accept a trailing newline, creating a session no route could name again.
+SESSION_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"  # as published in the OpenAPI schema
+SESSION_ID_RULE = "1-128 characters of letters, digits, '.', '_' or '-' (not only dots)"
+_SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
-def _not_only_dots(value: str) -> str:
-    if not value.strip("."):
-        raise ValueError("must not consist of dots only")
+def check_session_id(value: str) -> str:
+    """`value` if it is a valid session id, else ValueError naming the rule."""
+    if not isinstance(value, str) or _SESSION_ID.fullmatch(value) is None or not value.strip("."):
+        raise ValueError(f"a session id must be {SESSION_ID_RULE}")
     return value
 
 
-SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN), AfterValidator(_not_only_dots)]
+SessionId = Annotated[
+    str,
+    AfterValidator(check_session_id),
+    WithJsonSchema({"type": "string", "pattern": SESSION_ID_PATTERN, "minLength": 1, "maxLength": 128}),
+]
 Role = Literal["system", "user", "assistant", "tool"]
 
 
