@@ -151,3 +151,64 @@ def test_session_id_from_v1_user_is_readable_and_deletable(api):
     assert r.json()["vicw"]["session_id"] == "v1-user.ok"
     assert api.get("/sessions/v1-user.ok").json()["messages"] >= 2
     assert api.delete("/sessions/v1-user.ok").status_code == 200
+
+
+# --- text that cannot be encoded: lone surrogates, non-string content parts -------------------
+LONE = ["\\ud800", "\\udfff", "a\\udc00b"]  # JSON escapes that decode to lone UTF-16 surrogates
+
+
+def _bodies(s: str) -> list[tuple[str, str]]:
+    """(path, raw JSON) pairs putting the escape `s` into every user-authored string field."""
+    user = '{"role": "user", "content": "%s"}'
+    return [
+        ("/chat", '{"session_id": "sur", "message": "hi %s"}' % s),
+        ("/chat", '{"session_id": "sur", "message": "hi", "name": "%s"}' % s),
+        ("/sessions/sur/messages", '{"messages": [%s]}' % (user % s)),
+        ("/sessions/sur/messages", '{"messages": [{"role": "user", "content": "x", "name": "n%s"}]}' % s),
+        ("/sessions/sur/context", '{"query": "q %s"}' % s),
+        ("/ingest", '{"document": "doc %s"}' % s),
+        ("/ingest", '{"document": "doc", "metadata": {"title": "%s"}}' % s),
+        ("/ingest", '{"document": "doc", "metadata": {"k%s": "v"}}' % s),
+        ("/v1/chat/completions", '{"messages": [%s]}' % (user % s)),
+        ("/v1/chat/completions", '{"messages": [{"role": "user", "content": [{"type": "text", "text": "%s"}]}]}' % s),
+        ("/v1/chat/completions", '{"messages": [{"role": "user", "content": "x", "name": "%s"}]}' % s),
+        ("/v1/chat/completions", '{"messages": [{"role": "system", "content": "%s"}, {"role": "user", "content": "x"}]}' % s),
+        ("/v1/chat/completions", '{"messages": [{"role": "user", "content": "x"}], "stop": ["%s"]}' % s),
+        ("/v1/chat/completions", '{"messages": [{"role": "user", "content": "x"}], "stream": true, "user": "u", "extra": "%s"}' % s),
+    ]
+
+
+@pytest.mark.parametrize("escape", LONE)
+def test_lone_surrogates_are_422_on_every_route(api, escape):
+    for path, raw in _bodies(escape):
+        r = post_raw(api, path, raw.encode())
+        body = assert_clear_4xx(r, 422)
+        assert "surrogate" in body["error"]["message"], (path, raw, body)
+    # the same bytes as raw (invalid) UTF-8 rather than a JSON escape
+    r = post_raw(api, "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "x\xed\xa0\x80"}]}')
+    assert_clear_4xx(r, 400, 422)
+    assert api.get("/sessions/sur").json()["messages"] == 0  # nothing was stored
+
+
+def test_surrogate_pairs_are_ordinary_text(api):
+    r = post_raw(api, "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "smile \\ud83d\\ude00"}], "user": "pair"}')
+    assert r.status_code == 200, r.text
+    r = post_raw(api, "/ingest", b'{"document": "smile \\ud83d\\ude00", "metadata": {"title": "\\ud83d\\ude00"}}')
+    assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize("part", [
+    {"type": "text", "text": 5}, {"type": "text", "text": None}, {"type": "text", "text": ["a"]},
+    {"type": "text", "text": {"nested": "x"}}, {"type": "text"}, "just a string", 7, None,
+])
+def test_v1_content_parts_must_hold_text(api, part):
+    r = api.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": [part]}], "user": "parts"})
+    assert_clear_4xx(r, 422)
+
+
+def test_v1_text_parts_are_joined_and_other_parts_ignored(api, scripted_llm):
+    content = [{"type": "text", "text": "part one, "}, {"type": "image_url", "image_url": {"url": "data:,"}},
+               {"type": "text", "text": "part two"}]
+    r = api.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": content}], "user": "parts-ok"})
+    assert r.status_code == 200, r.text
+    assert scripted_llm.chat_requests[-1].last_user_message.endswith("part one, part two")

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Path, Request
 from vicw import container
 from vicw.api.app import ApiError, Tenant
 from vicw.auth import TENANT_RE, is_admin
+from vicw.api.json_body import CheckedJSONRoute
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=CheckedJSONRoute)
 
 
 def require_admin_tenant(request: Request, tenant: Tenant) -> str:

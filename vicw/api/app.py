@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vicw import container
 from vicw.api import schemas as s
+from vicw.api.json_body import CheckedJSONRoute
 from vicw.api.limits import BodySizeLimit
 from vicw.auth import AuthError
 from vicw.conversation import IncomingMessage, TurnResult
@@ -97,6 +98,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Virtual Infinite Context Window: a working window in Redis, long-term memory in Qdrant and a graph.",
     )
+    app.router.route_class = CheckedJSONRoute  # lone surrogates in a JSON body are a 422, on every route
     settings = container.settings()
     # JSON framing around a document adds a little: allow it on top of the document cap.
     ingest_limit = max(settings.max_body_bytes, settings.max_ingest_bytes + 64 * 1024)

@@ -9,8 +9,9 @@ from vicw import container
 from vicw.api.app import ApiError, Tenant
 from vicw.api.schemas import SessionId
 from vicw.ingest import DocumentTooLarge, IngestUnavailable, ingest_document
+from vicw.api.json_body import CheckedJSONRoute
 
-router = APIRouter(tags=["memory"])
+router = APIRouter(tags=["memory"], route_class=CheckedJSONRoute)
 
 
 class IngestRequest(BaseModel):

@@ -26,8 +26,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from vicw import container
+from vicw.api.json_body import CheckedJSONRoute
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=CheckedJSONRoute)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
