@@ -164,6 +164,7 @@ class Conversation:
                 blocks = self.memory.extra_blocks(tenant, session_id, state)
             except Exception as exc:  # retrieval is an enhancement: a store outage must not fail the chat
                 logger.warning("retrieval failed; answering from the live window", extra={"error": type(exc).__name__})
+                metrics.add_metric(name=M.MEMORY_UNAVAILABLE, unit="Count", value=1)
         retrieval_ms = (time.perf_counter() - started) * 1000
         plan = build_prompt(state, self.counter, self.policy.budget, memories, self.settings.memory_token_budget, blocks)
         return plan, retrieval_ms

@@ -75,3 +75,4 @@ class M:
     OUTBOX_PENDING = "OutboxPending"
     RATE_LIMITED = "RateLimited"
     AUTH_FAILURES = "AuthFailures"
+    MEMORY_UNAVAILABLE = "MemoryUnavailable"  # a chat turn answered without long-term memory

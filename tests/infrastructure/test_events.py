@@ -32,6 +32,6 @@ def test_chat_request_is_an_http_api_v2_post_with_a_bearer_key():
     assert event["version"] == "2.0"
     assert event["requestContext"]["http"]["method"] == "POST"
     assert event["rawPath"] == event["requestContext"]["http"]["path"] == "/chat"
-    assert event["headers"]["authorization"] == "Bearer dev-key"
+    assert event["headers"]["authorization"] == "Bearer dev-key-change-me"
     body = json.loads(event["body"])
     assert body["session_id"] and body["message"]

@@ -270,3 +270,28 @@ def test_sam_transform_succeeds(template):
     assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
     json.dumps(result, default=str)
     assert samtranslator
+
+
+def test_rules_refuse_a_stack_that_would_deploy_but_not_work(template):
+    """A missing Qdrant URL, model or prod alarm topic fails the deploy with a message, not later."""
+    rules = template["Rules"]
+    text = json.dumps(rules)
+    for param in ("QdrantUrl", "LlmApiUrl", "BedrockModelId", "AlarmTopicArn"):
+        assert f'"Ref": "{param}"' in text, f"no rule checks {param}"
+    assert rules["ProdPagesSomeone"]["RuleCondition"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+    for rule in rules.values():
+        assert all(a["AssertDescription"] for a in rule["Assertions"])
+
+
+def test_every_alarm_notifies_the_topic_and_app_metrics_exist(template):
+    from vicw.observability import M
+
+    names = {v for k, v in vars(M).items() if k.isupper()}
+    alarms = {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    for required in ("Api5xxAlarm", "ApiLatencyAlarm", "OffloadQueueAgeAlarm", "GraphQueueAgeAlarm", "OffloadDLQAlarm",
+                     "GraphDLQAlarm", "MemoryUnavailableAlarm", "ColdPathFailuresAlarm", "MaintenanceNotRunAlarm"):
+        assert required in alarms
+    for name, props in alarms.items():
+        assert props["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}, name
+        if props.get("Namespace") == {"Fn::Sub": "VICW/${Stage}"}:
+            assert props["MetricName"] in names, f"{name} watches {props['MetricName']}, which the app never emits"

@@ -40,6 +40,8 @@ def require_tenant(request: Request, authorization: Annotated[str | None, Header
     except AuthError as exc:
         metrics.add_metric(name=M.AUTH_FAILURES, unit="Count", value=1)
         raise ApiError(401, str(exc), "authentication_error", {"WWW-Authenticate": "Bearer"}) from None
+    except Exception as exc:  # the table itself could not be read or parsed: fail closed, but say so
+        raise key_table_unavailable(exc) from None
     request.state.tenant = tenant
     limiter = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
@@ -48,6 +50,21 @@ def require_tenant(request: Request, authorization: Annotated[str | None, Header
 
 
 Tenant = Annotated[str, Depends(require_tenant)]
+
+
+def key_table_unavailable(exc: Exception) -> ApiError:
+    """503 for a key table that cannot be loaded (missing parameter, no permission, malformed entry).
+
+    Every request is refused (auth fails closed), but with a JSON body that says why instead of a
+    bare 500. The messages of SecretUnavailable and the table parser name the parameter or the entry
+    number, never a key.
+    """
+    from vicw.secrets import SecretUnavailable
+
+    reason = str(exc) if isinstance(exc, SecretUnavailable | ValueError) else type(exc).__name__
+    logger.warning("API key table unavailable", exc_info=True)
+    return ApiError(503, f"the API key table could not be loaded ({reason}); retry shortly or ask the operator",
+                    "service_unavailable", {"Retry-After": "5"})
 
 
 def check_message_chars(*texts: str) -> None:
