@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vicw.observability import M, logger, metrics
+from vicw.prompt import LOOP_HEADER  # noqa: F401 - part of this module's API (retrieval builds the warning)
 from vicw.window_store import session_prefix
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from vicw.llm.base import Completion, CompletionRequest
     from vicw.prompt import PromptPlan
 
-LOOP_HEADER = "Loop warning: these have already been shown to you many times. Do not repeat them unless the user asks:"
 MIN_CHECKED_WORDS = 8
 ECHO_INSTRUCTIONS = (
     "Your previous draft repeated one of your earlier replies almost word for word. Write a new answer "
