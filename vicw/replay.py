@@ -100,6 +100,8 @@ def replay_dlq(queue: QueueName, *, max_messages: int | None = None, settings: S
     sqs = client("sqs")
     before = _depth(sqs, dlq)
     summary: dict[str, Any] = {"queue": queue, "dlq_depth_before": before}
+    if before == 0 and max_messages is None:
+        return {**summary, "method": "none", "moved": 0, "failed": 0, "dlq_depth_after": 0}
     if use_move_task and max_messages is None:
         try:
             task = sqs.start_message_move_task(SourceArn=_attr(sqs, dlq, "QueueArn"), DestinationArn=_attr(sqs, source, "QueueArn"))
@@ -125,14 +127,20 @@ def _batches(bodies: Iterator[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def _send_all(sqs: Any, url: str, bodies: list[str], replay_id: str) -> int:
+def _send_all(sqs: Any, url: str, bodies: list[str], replay_id: str) -> tuple[int, int]:
+    """Send a batch; entries SQS refuses get one more try each. Returns (sent, failed)."""
     attrs = {REPLAY_ATTRIBUTE: {"DataType": "String", "StringValue": replay_id}}
     resp = sqs.send_message_batch(
         QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b, "MessageAttributes": attrs} for i, b in enumerate(bodies)]
     )
+    failed = 0
     for f in resp.get("Failed", []):  # one retry per refused entry, one at a time
-        sqs.send_message(QueueUrl=url, MessageBody=bodies[int(f["Id"])], MessageAttributes=attrs)
-    return len(bodies)
+        try:
+            sqs.send_message(QueueUrl=url, MessageBody=bodies[int(f["Id"])], MessageAttributes=attrs)
+        except ClientError as exc:
+            failed += 1
+            logger.warning("archived job not re-sent", extra={"code": exc.response.get("Error", {}).get("Code")})
+    return len(bodies) - failed, failed
 
 
 def replay_archive(
@@ -145,7 +153,11 @@ def replay_archive(
     settings: Settings | None = None,
     archive: JobArchive | None = None,
 ) -> dict[str, Any]:
-    """Re-enqueue archived jobs to the offload queue (vectors), the graph queue, or both."""
+    """Re-enqueue archived jobs to the offload queue (vectors), the graph queue, or both.
+
+    Returns `found` (archive objects matching the filters), `jobs` (read and re-sent), `skipped`
+    (objects that vanished or did not parse as a job), and per queue `sent` and `failed`.
+    """
     s = settings or get_settings()
     if target not in ("vectors", "graph", "all"):
         raise ValueError(f"unknown target {target!r}: expected vectors, graph or all")
@@ -162,8 +174,6 @@ def replay_archive(
     sqs = client("sqs")
     replay_id = str(uuid.uuid4())
     total = archive.count(tenant, session_id, since) if progress else None
-
-    jobs = archive.iter_jobs(tenant, session_id, since)
     bar = None
     if progress:
         try:
@@ -173,19 +183,29 @@ def replay_archive(
         except ImportError:
             bar = None
 
-    counts = {"jobs": 0, "sent": dict.fromkeys(queues, 0), "replay_id": replay_id}
+    counts: dict[str, Any] = {"found": 0, "jobs": 0, "skipped": 0, "sent": dict.fromkeys(queues, 0),
+                              "failed": dict.fromkeys(queues, 0), "replay_id": replay_id}
 
     def bodies() -> Iterator[str]:
-        for job in jobs:
-            counts["jobs"] += 1
+        for key in archive.iter_keys(tenant, session_id, since):
+            counts["found"] += 1
             if bar is not None:
                 bar.update(1)
+            try:
+                job = archive.get(key)
+            except (ClientError, ValueError) as exc:  # deleted since listed (forget), or not a job
+                counts["skipped"] += 1
+                logger.warning("archived object skipped", extra={"key_suffix": key[-60:], "error": type(exc).__name__})
+                continue
+            counts["jobs"] += 1
             yield job.model_dump_json()
 
     try:
         for batch in _batches(bodies()):
             for name, url in queues.items():
-                counts["sent"][name] += _send_all(sqs, url, batch, replay_id)
+                sent, failed = _send_all(sqs, url, batch, replay_id)
+                counts["sent"][name] += sent
+                counts["failed"][name] += failed
     finally:
         if bar is not None:
             bar.close()

@@ -171,6 +171,10 @@ class LocalVicw:
         flusher.start()
         self.threads.append(flusher)
         self._start_http()
+        from vicw.local.connection import write_connection
+
+        key_file = self.data_dir / "dev-api-key" if self.dev_key else None
+        write_connection(self.data_dir, f"http://127.0.0.1:{self.port}" if self.host in ("0.0.0.0", "::") else self.url, key_file)
         return self
 
     def _configure_env(self) -> None:
@@ -232,6 +236,9 @@ class LocalVicw:
         return f"http://{self.host}:{self.port}"
 
     def stop(self) -> None:
+        from vicw.local.connection import remove_connection
+
+        remove_connection(self.data_dir)  # first: operator commands must not find a stack going away
         self.stop_event.set()
         if self.server is not None:
             self.server.should_exit = True
