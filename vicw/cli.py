@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from vicw.redaction import mask_credentials
+
 
 def cmd_local(args: argparse.Namespace) -> int:
     from vicw.local.runner import LocalVicw
@@ -27,13 +29,13 @@ def cmd_local(args: argparse.Namespace) -> int:
         local.start()
     except Exception as exc:
         local.stop()
-        print(f"vicw local failed to start: {exc}", file=sys.stderr)
+        print(mask_credentials(f"vicw local failed to start: {exc}"), file=sys.stderr)
         return 1
     from vicw import container
 
     provider = container.llm()
     print(f"VICW is running at {local.url}  (data in {Path(args.data_dir).resolve()})", flush=True)
-    print(f"  redis: {local.redis_url}  aws: {local.aws_endpoint}", flush=True)
+    print(mask_credentials(f"  redis: {local.redis_url}  aws: {local.aws_endpoint}"), flush=True)
     print(f"  LLM: {provider.name + ' / ' + provider.model if provider else 'not configured (set VICW_LLM_API_URL)'}", flush=True)
     if local.dev_key:
         print(f"  development API key: {local.dev_key}", flush=True)
@@ -115,7 +117,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     from pydantic import SecretStr
 
     from vicw.config import load_settings
-    from vicw.stack import mask_url
+    from vicw.redaction import mask_value
 
     target = _target(args)
     target.apply()
@@ -125,10 +127,8 @@ def cmd_config_show(args: argparse.Namespace) -> int:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             value = "********" if value.get_secret_value() else ""
-        elif isinstance(value, str):
-            value = mask_url(value)
         source = target.description if name.upper() in target.env else settings.source_of(name)
-        rows.append((name.upper(), value, source))
+        rows.append((name.upper(), mask_value(value), source))
     if args.json:
         print(json.dumps({n: {"value": v, "source": src} for n, v, src in rows}, default=str, indent=2))
     else:
@@ -216,7 +216,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         else:
             print(json.dumps(restore_backup(args.source, force=args.force), indent=2, default=str))
     except BackupError as exc:
-        print(f"{what} failed: {exc}", file=sys.stderr)
+        print(mask_credentials(f"{what} failed: {exc}"), file=sys.stderr)
         return 1
     except RuntimeError as exc:
         if "already accessed" not in str(exc):

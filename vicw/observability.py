@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_METRICS
+
+from vicw.redaction import mask_credentials, mask_value
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "vicw")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "VICW")
@@ -41,7 +45,35 @@ class _EmfAndPrometheus(AmazonCloudWatchEMFProvider):
         super().flush_metrics(raise_on_empty_metrics=raise_on_empty_metrics)
 
 
-logger = Logger(service=SERVICE)
+class _MaskingFormatter(LambdaPowertoolsFormatter):
+    """The structured JSON line, with credentials inside URLs masked wherever they appear in it:
+    the message, extra keys, exception text and traceback alike."""
+
+    def serialize(self, log: dict) -> str:
+        return mask_credentials(super().serialize(log))
+
+
+class _MaskingFilter(logging.Filter):
+    """Masks the record itself, so handlers other than ours (a propagated record reaching the root
+    logger's handlers, pytest's capture) never see a credential either."""
+
+    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg, record.args = mask_credentials(record.getMessage()), None
+        else:  # Powertools logs a dict message as a JSON object: keep it one
+            record.msg = mask_value(record.msg)
+        for key, value in list(record.__dict__.items()):
+            if key not in self._STANDARD:
+                record.__dict__[key] = mask_value(value)
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = mask_credentials(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+logger = Logger(service=SERVICE, logger_formatter=_MaskingFormatter())
+logger.addFilter(_MaskingFilter())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Same shared metric/dimension sets as any other Metrics() instance, with the forwarding provider.
 metrics.provider = _EmfAndPrometheus(

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from vicw.config import SettingsError
+from vicw.redaction import mask_credentials
 
 # Stack output -> the setting (environment variable) it provides. template.yaml must export each.
 STACK_OUTPUTS: dict[str, str] = {
@@ -53,22 +52,13 @@ def default_data_dir() -> str:
 
 
 def mask_url(value: str) -> str:
-    """Hide the password (or token) in a URL's user-info part: redis://:s3cret@host -> redis://:***@host."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return value
-    if not parts.scheme or "@" not in parts.netloc:
-        return value
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user, sep, _password = userinfo.partition(":")
-    masked = f"{user}:***" if sep else "***"
-    return urlunsplit((parts.scheme, f"{masked}@{host}", parts.path, parts.query, parts.fragment))
+    """Hide the credentials in a URL (see vicw.redaction): redis://:s3cret@host -> redis://:****@host."""
+    return mask_credentials(value)
 
 
 def mask_text(text: str) -> str:
     """mask_url applied to every URL in a message."""
-    return re.sub(r"[a-z][a-z0-9+.-]*://[^\s'\"]+", lambda m: mask_url(m.group(0)), text)
+    return mask_credentials(text)
 
 
 @dataclass
