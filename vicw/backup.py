@@ -362,6 +362,17 @@ def _not_empty(r: Any, vectors: Any, graph: Any, manifest: BackupManifest) -> li
     return busy
 
 
+def _noting_seqs(points: Iterable[dict[str, Any]], highest: dict[tuple[str, str], int]) -> Iterator[dict[str, Any]]:
+    """Pass points through, noting the highest conversation seq of each session."""
+    for p in points:
+        payload = p.get("payload") or {}
+        seq, sid = payload.get("seq"), payload.get("session_id")
+        if payload.get("kind", "conversation") == "conversation" and isinstance(seq, int) and sid and payload.get("tenant"):
+            key = (payload["tenant"], sid)
+            highest[key] = max(highest.get(key, -1), seq)
+        yield p
+
+
 def restore_backup(source: str, *, force: bool = False) -> dict[str, Any]:
     """Load a backup into the configured stores. Checks everything before writing anything:
     the manifest, every file's sha256, the embedding model and dimension, and that the stores are
@@ -390,10 +401,15 @@ def restore_backup(source: str, *, force: bool = False) -> dict[str, Any]:
             with gzip.open(work / GRAPH_FILE, "rt", encoding="utf-8") as f:
                 graph.import_(json.load(f))
             restored["graph_nodes"], restored["graph_edges"] = _graph_total(graph)
+        highest: dict[tuple[str, str], int] = {}
         if VECTORS_FILE in manifest.files:
-            vectors.import_(_read_jsonl(work / VECTORS_FILE))
+            vectors.import_(_noting_seqs(_read_jsonl(work / VECTORS_FILE), highest))
             restored["vectors"] = vectors.count()
         restored["redis_keys"] = load_redis(r, _read_jsonl(work / WINDOW_FILE))
+        # Vectors may be a few jobs ahead of the windows: the counters must pass them (ids are never reused).
+        from vicw.replay import advance_counters
+
+        advance_counters(highest)
     expected = {k: v for k, v in manifest.counts.items() if k in restored}
     mismatched = {k: (expected[k], restored[k]) for k in expected if expected[k] != restored[k]}
     result = {"source": location.url, "created_at": manifest.created_at.isoformat(), "restored": restored,

@@ -16,7 +16,7 @@ from vicw.models import OffloadJob, WindowState, as_utc, render_content, utcnow
 from vicw.observability import M, logger, metrics
 from vicw.prompt import Memory, PromptPlan, build_prompt
 from vicw.tokens import REPLY_PRIMING
-from vicw.window import NewTurn, WindowPolicy, append_turns, message_digest
+from vicw.window import NewTurn, WindowPolicy, append_turns, clear_window, message_digest
 
 if TYPE_CHECKING:
     from vicw.config import Settings
@@ -105,21 +105,46 @@ class Conversation:
 
         def change(current: WindowState | None):
             state = current or WindowState(tenant=tenant, session_id=session_id)
-            wanted_system = system_prompt or (None if current else self.settings.system_prompt)
+            wanted_system = system_prompt or (None if current and current.turns else self.settings.system_prompt)
             state, sys_jobs = self._ensure_system(state, wanted_system, now)
             state, jobs = append_turns(state, new, self.policy, now)
             return state, sys_jobs + jobs, None
 
         state, jobs, _ = self.windows.update(tenant, session_id, change)
-        if jobs:
-            self.publisher.publish(jobs)
-            # Jobs an earlier outage left behind ride along with this relief (in Lambda there is no
-            # background thread; the scheduled maintenance function sweeps the rest).
-            self.publisher.flush_outbox(older_than=self.settings.outbox_resend_after_seconds)
-            metrics.add_metric(name=M.OFFLOADS, unit="Count", value=len(jobs))
-            metrics.add_metric(name=M.OFFLOADED_TURNS, unit="Count", value=sum(len(j.turns) for j in jobs))
+        self._hand_off(jobs)
         metrics.add_metric(name=M.WINDOW_PRESSURE, unit="Percent", value=100.0 * state.tokens / self.policy.budget)
         return TurnResult(state=state, jobs=jobs, timings_ms={"record": (time.perf_counter() - started) * 1000})
+
+    def _hand_off(self, jobs: list[OffloadJob]) -> None:
+        """Send jobs the window change already put in the outbox."""
+        if not jobs:
+            return
+        self.publisher.publish(jobs)
+        # Jobs an earlier outage left behind ride along with this relief (in Lambda there is no
+        # background thread; the scheduled maintenance function sweeps the rest).
+        self.publisher.flush_outbox(older_than=self.settings.outbox_resend_after_seconds)
+        metrics.add_metric(name=M.OFFLOADS, unit="Count", value=len(jobs))
+        metrics.add_metric(name=M.OFFLOADED_TURNS, unit="Count", value=sum(len(j.turns) for j in jobs))
+
+    def reset(self, tenant: str, session_id: str) -> bool:
+        """Clear the working window: its turns go to long-term memory, the seq counter carries on.
+
+        Returns whether there was anything to clear. The session's other short-lived keys (echo and
+        boredom history) go too; its documents and long-term memory stay.
+        """
+        if self.windows.load(tenant, session_id) is None:
+            return False
+        now = utcnow()
+
+        def change(current: WindowState | None):
+            state = current or WindowState(tenant=tenant, session_id=session_id)
+            fresh, job = clear_window(state, now)
+            return fresh, [job] if job else [], bool(state.turns)
+
+        _, jobs, cleared = self.windows.update(tenant, session_id, change)
+        self.windows.delete_transient(tenant, session_id)
+        self._hand_off(jobs)
+        return cleared
 
     def _ensure_system(self, state: WindowState, content: str | None, now: datetime) -> tuple[WindowState, list[OffloadJob]]:
         """Keep exactly one pinned system turn, replacing it when the caller sends a different one."""

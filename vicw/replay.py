@@ -186,6 +186,8 @@ def replay_archive(
     counts: dict[str, Any] = {"found": 0, "jobs": 0, "skipped": 0, "sent": dict.fromkeys(queues, 0),
                               "failed": dict.fromkeys(queues, 0), "replay_id": replay_id}
 
+    highest: dict[tuple[str, str], int] = {}
+
     def bodies() -> Iterator[str]:
         for key in archive.iter_keys(tenant, session_id, since):
             counts["found"] += 1
@@ -198,6 +200,9 @@ def replay_archive(
                 logger.warning("archived object skipped", extra={"key_suffix": key[-60:], "error": type(exc).__name__})
                 continue
             counts["jobs"] += 1
+            if job.kind == "conversation" and job.session_id is not None and job.turns:
+                where = (job.tenant, job.session_id)
+                highest[where] = max(highest.get(where, -1), job.last_seq)
             yield job.model_dump_json()
 
     try:
@@ -209,4 +214,25 @@ def replay_archive(
     finally:
         if bar is not None:
             bar.close()
+    counts["sessions_advanced"] = advance_counters(highest)
     return counts
+
+
+def advance_counters(highest: dict[tuple[str, str], int]) -> int:
+    """Raise each session's turn counter past the highest seq long-term memory holds for it.
+
+    After a restore the windows can be older than the archive; without this the next turns would
+    reuse seqs (and so turn, job and point ids) of the replayed ones and overwrite them.
+    Returns how many counters moved.
+    """
+    if not highest:
+        return 0
+    from vicw import container
+
+    windows = container.window_store()
+    moved = 0
+    for (tenant, session_id), seq in highest.items():
+        before = windows.load(tenant, session_id)
+        if windows.advance_seq(tenant, session_id, seq + 1) != (before.next_seq if before else None):
+            moved += 1
+    return moved

@@ -164,3 +164,49 @@ def relieve_pressure(state: WindowState, policy: WindowPolicy, now: datetime) ->
         token_count=token_count,
         created_at=now,
     )
+
+
+def clear_window(state: WindowState, now: datetime) -> tuple[WindowState, OffloadJob | None]:
+    """`POST /reset`: an empty window that keeps counting. Returns the new state and the job that
+    carries the cleared turns to long-term memory (None when there were none).
+
+    Turn, job and point ids all derive from `seq`, so the counter must never go back: a reset
+    that started again at 0 would make later turns overwrite the memories of earlier ones. The
+    cleared turns are offloaded like any shed turns (reset keeps long-term memory, and a turn that
+    was acknowledged is never dropped); the pinned system prompt is not memory and goes.
+    """
+    gone = [t for t in state.turns if not t.pinned]
+    fresh = WindowState(
+        tenant=state.tenant,
+        session_id=state.session_id,
+        next_seq=state.next_seq,
+        offloaded_jobs=state.offloaded_jobs,
+        offloaded_turns=state.offloaded_turns,
+        offloaded_tokens=state.offloaded_tokens,
+        created_at=state.created_at,
+        updated_at=now,
+    )
+    if not gone:
+        return fresh, None
+    token_count = sum(t.tokens for t in gone)
+    fresh.offloaded_jobs += 1
+    fresh.offloaded_turns += len(gone)
+    fresh.offloaded_tokens += token_count
+    job = OffloadJob(
+        job_id=OffloadJob.make_id(state.tenant, state.session_id, gone[0].seq, gone[-1].seq),
+        tenant=state.tenant,
+        session_id=state.session_id,
+        turns=gone,
+        token_count=token_count,
+        created_at=now,
+    )
+    return fresh, job
+
+
+def advance_seq(state: WindowState | None, tenant: str, session_id: str, at_least: int) -> WindowState:
+    """The window with its counter raised to `at_least` (restore / replay found later turns)."""
+    if state is None:
+        return WindowState(tenant=tenant, session_id=session_id, next_seq=at_least)
+    if state.next_seq >= at_least:
+        return state
+    return state.model_copy(update={"next_seq": at_least})

@@ -79,6 +79,24 @@ class WindowStore:
         keys = list(self.r.scan_iter(match=session_prefix(tenant, session_id) + ":*", count=500))
         return self.r.delete(*keys) if keys else 0
 
+    def delete_transient(self, tenant: str, session_id: str) -> int:
+        """Delete a session's keys except its window and its documents' version (what reset keeps)."""
+        prefix = session_prefix(tenant, session_id)
+        kept = {f"{prefix}:window".encode(), f"{prefix}:documents:version".encode()}
+        keys = [k for k in self.r.scan_iter(match=prefix + ":*", count=500) if k not in kept]
+        return self.r.delete(*keys) if keys else 0
+
+    def advance_seq(self, tenant: str, session_id: str, at_least: int) -> int:
+        """Raise a session's turn counter to at least `at_least` (creating an empty window if none).
+
+        Restores and archive replays call this with the highest seq they brought back plus one, so
+        the next turn never takes an id that long-term memory already holds. Returns the counter.
+        """
+        from vicw.window import advance_seq
+
+        state, _, _ = self.update(tenant, session_id, lambda cur: (advance_seq(cur, tenant, session_id, at_least), [], None))
+        return state.next_seq
+
     def sessions(self, tenant: str | None = None) -> Iterator[tuple[str, str]]:
         pattern = f"vicw:t:{tenant}:s:*:window" if tenant else "vicw:t:*:s:*:window"
         for key in self.r.scan_iter(match=pattern, count=500):

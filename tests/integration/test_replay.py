@@ -104,3 +104,17 @@ def test_replay_dlq_needs_both_urls(cold_env, monkeypatch):
     with pytest.raises(ValueError, match="OFFLOAD_DLQ_URL"):
         replay_dlq("offload", settings=load_settings())
     time.sleep(0)
+
+
+def test_replay_archive_moves_session_counters_past_the_turns_it_brings_back(cold_env):
+    """After a restore the windows can be older than the archive: the next turn must not take a replayed seq."""
+    from vicw import container
+
+    job = make_job(session_id="ahead", texts=["a", "b", "c"], first_seq=40)
+    cold_env.archive.put(job)
+    windows = container.window_store()
+    windows.advance_seq("acme", "ahead", 3)  # a window as an older backup left it
+    out = replay_archive(tenant="acme", session_id="ahead", target="vectors", progress=False)
+    assert out["sessions_advanced"] == 1
+    assert windows.load("acme", "ahead").next_seq == job.last_seq + 1
+    assert replay_archive(tenant="acme", session_id="ahead", target="vectors", progress=False)["sessions_advanced"] == 0

@@ -213,8 +213,8 @@ def create_app() -> FastAPI:
 
     @app.post("/reset", tags=["sessions"])
     def reset(body: s.ResetRequest, tenant: Tenant) -> dict:
-        removed = container.window_store().delete(tenant, body.session_id)
-        return {"session_id": body.session_id, "window_cleared": bool(removed)}
+        cleared = container.conversation().reset(tenant, body.session_id)
+        return {"session_id": body.session_id, "window_cleared": cleared}
 
     @app.post("/sessions/{session_id}/context", response_model=s.ContextResponse, tags=["sessions"])
     def context_preview(session_id: s.SessionId, body: s.ContextRequest, tenant: Tenant) -> s.ContextResponse:
