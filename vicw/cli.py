@@ -81,13 +81,13 @@ def _logs_to_stderr() -> Iterator[None]:
     stream = handler.stream if isinstance(handler, logging.StreamHandler) else None
     logger.setLevel(os.environ.get("VICW_CLI_LOG_LEVEL", "WARNING"))
     if stream is not None:
-        handler.setStream(_Stderr())  # type: ignore[arg-type]
+        handler.stream = _Stderr()  # not setStream: that flushes the old stream, which may be closed
     try:
         yield
     finally:
         logger.setLevel(level)
         if stream is not None:
-            handler.setStream(stream)
+            handler.stream = stream
 
 
 def _note(args: argparse.Namespace, line: str) -> None:

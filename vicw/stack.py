@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from vicw.config import SettingsError
@@ -35,7 +34,7 @@ STACK_OUTPUTS: dict[str, str] = {
     "ApiKeysParameterName": "VICW_API_KEYS_PARAMETER",
 }
 # One output holding the store settings taken from template parameters, as a JSON object
-# (several of them may legitimately be empty, and an output value cannot be).
+# (several may be empty: optional stores are switched off by an empty parameter).
 STORE_SETTINGS_OUTPUT = "StoreSettings"
 API_URL_OUTPUT = "ApiUrl"
 REDIS_PARAMETER = "RedisUrl"  # a template parameter naming the SSM parameter that holds the URL
@@ -166,7 +165,3 @@ def _redis_url(param: dict, region: str) -> str:
         raise TargetError(f"cannot read the Redis URL from SSM parameter {value}: {type(exc).__name__}; "
                           "export REDIS_URL instead") from None
 
-
-def data_dir_arg(value: str | None) -> str | None:
-    """argparse default for --data-dir is None, meaning "the default folder, if a stack runs there"."""
-    return str(Path(value)) if value else None
