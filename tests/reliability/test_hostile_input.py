@@ -212,3 +212,47 @@ def test_v1_text_parts_are_joined_and_other_parts_ignored(api, scripted_llm):
     r = api.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": content}], "user": "parts-ok"})
     assert r.status_code == 200, r.text
     assert scripted_llm.chat_requests[-1].last_user_message.endswith("part one, part two")
+
+
+# --- oversized bodies: 413 as soon as the limit is passed, whatever the framing ----------------
+def _big_chunks(total: int, size: int = 64 * 1024):
+    yield b'{"session_id": "chunked", "message": "'
+    for _ in range(total // size):
+        yield b"a" * size
+    yield b'"}'
+
+
+def test_chunked_body_over_the_limit_is_413(api):
+    r = api.post("/chat", content=_big_chunks(3 * 2**20), headers={"Content-Type": "application/json"})
+    body = assert_clear_4xx(r, 413)
+    assert "MAX_BODY_BYTES" in body["error"]["message"]
+    assert api.get("/sessions/chunked").json()["messages"] == 0
+
+
+def _read_status(sock: socket.socket) -> bytes:
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        data = sock.recv(4096)
+        if not data:
+            break
+        reply += data
+    return reply
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_oversized_body_is_refused_before_it_ends(vicw, framing):
+    """The gateway answers 413 once the limit is passed, without waiting for (or buffering) the rest:
+    the client below never sends the end of its body, so a gateway that buffers first never answers."""
+    host, port = vicw.url.removeprefix("http://").split(":")
+    limit = 2**20  # MAX_BODY_BYTES default
+    head = f"POST /chat HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n"
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        if framing == "content-length":
+            s.sendall((head + f"Content-Length: {60 * 2**20}\r\n\r\n").encode() + b'{"message": "' + b"a" * 1024)
+        else:
+            s.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
+            chunk = b"a" * 65536
+            for _ in range(limit // len(chunk) + 2):  # just past the limit, then stop sending
+                s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        reply = _read_status(s)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from vicw.api.limits import BodySizeLimit
 
@@ -37,3 +38,23 @@ def test_streamed_body_without_length_is_cut_off():
     c = client()
     r = c.post("/chat", content=(b"x" * 500 for _ in range(3)))  # chunked: no Content-Length
     assert r.status_code == 413
+
+
+class Body(BaseModel):
+    message: str
+
+
+def test_chunked_body_over_the_cap_is_413_for_parsed_bodies_too():
+    app = FastAPI()
+
+    @app.post("/chat")
+    def chat(body: Body) -> dict:
+        return {"chars": len(body.message)}
+
+    app.add_middleware(BodySizeLimit, max_bytes=1000)
+    c = TestClient(app)
+    chunks = [b'{"message": "', b"x" * 600, b"x" * 600, b'"}']
+    r = c.post("/chat", content=iter(chunks), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "MAX_BODY_BYTES" in r.json()["detail"]
+    r = c.post("/chat", content=iter([b'{"message": "', b"x" * 100, b'"}']), headers={"Content-Type": "application/json"})
+    assert r.json() == {"chars": 100}

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from vicw import container
 from vicw.api import schemas as s
 from vicw.api.json_body import CheckedJSONRoute
-from vicw.api.limits import BodySizeLimit
+from vicw.api.limits import BodyLimits, BodySizeLimit
 from vicw.auth import AuthError
 from vicw.conversation import IncomingMessage, TurnResult
 from vicw.llm.base import LLMError
@@ -117,9 +117,8 @@ def create_app() -> FastAPI:
     )
     app.router.route_class = CheckedJSONRoute  # lone surrogates in a JSON body are a 422, on every route
     settings = container.settings()
-    # JSON framing around a document adds a little: allow it on top of the document cap.
-    ingest_limit = max(settings.max_body_bytes, settings.max_ingest_bytes + 64 * 1024)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, per_path={"/ingest": ingest_limit})
+    limits = BodyLimits.from_settings(settings)
+    app.add_middleware(BodySizeLimit, max_bytes=limits.max_bytes, per_path=limits.per_path)
     from vicw.rate_limit import RateLimiter
 
     app.state.rate_limiter = RateLimiter.from_settings(container.settings())

@@ -254,18 +254,25 @@ class LocalVicw:
     async def gateway(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        # API Gateway refuses oversized payloads itself; here the same caps as the app apply while
+        # the body streams in, so an endless or huge body is refused without being buffered.
+        from vicw import container
+        from vicw.api.limits import BodyLimits, BodyTooLarge
+
+        limits = BodyLimits.from_settings(container.settings())
+        try:
+            body = await limits.read(scope, receive)
+        except BodyTooLarge as exc:
+            await limits.reject(send, exc, close=True)
+            return
+        if body is None:
+            return  # the client went away before its body was complete
         headers: dict[str, str] = {}
         for k, v in scope["headers"]:
             key = k.decode("latin-1").lower()
             headers[key] = f"{headers[key]},{v.decode('latin-1')}" if key in headers else v.decode("latin-1")
         if _wants_stream(scope["path"], body):
-            await self._stream_direct(scope, body, send)
+            await self._stream_direct(scope, body, receive, send)
             return
         event = apigw_v2_event(
             scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"), headers, body,
@@ -281,17 +288,12 @@ class LocalVicw:
         await send({"type": "http.response.start", "status": result.get("statusCode", 500), "headers": out_headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _stream_direct(self, scope: dict, body: bytes, send: Any) -> None:
-        sent = False
+    async def _stream_direct(self, scope: dict, body: bytes, receive: Any, send: Any) -> None:
+        from vicw.api.limits import replaying
 
-        async def replay() -> dict:
-            nonlocal sent
-            if sent:
-                await asyncio.Event().wait()  # nothing more to read; wait for disconnect handling
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.chat.app(scope, replay, send)
+        # After the body, the app sees the real receive: a client that disconnects mid-stream
+        # shows up as http.disconnect, which stops the response and the generation behind it.
+        await self.chat.app(scope, replaying(body, receive), send)
 
 
 _loops = threading.local()
