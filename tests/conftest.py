@@ -54,6 +54,7 @@ def data_dir(tmp_path) -> Path:
 
 API_KEY = "test-key-tenant-a-0001"
 API_KEY_B = "test-key-tenant-b-0002"
+ADMIN_KEY = "test-key-admin-ops-0003"  # tenant "ops", listed in VICW_ADMIN_TENANTS
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +69,8 @@ def scripted_llm():
 def vicw_env(redis_url, moto_endpoint, scripted_llm):
     """Environment for an in-process VICW talking to the session's real servers."""
     return {
-        "VICW_API_KEYS": f"{API_KEY}:tenant-a,{API_KEY_B}:tenant-b",
+        "VICW_API_KEYS": f"{API_KEY}:tenant-a,{API_KEY_B}:tenant-b,{ADMIN_KEY}:ops",
+        "VICW_ADMIN_TENANTS": "ops",
         "VICW_LLM_API_URL": scripted_llm.url,
         "VICW_LLM_MODEL_NAME": "scripted-model",
         "LLM_TIMEOUT": "3",

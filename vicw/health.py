@@ -1,7 +1,14 @@
-"""Health checks (each dependency, with a short timeout) and operator statistics."""
+"""Health checks (each dependency, with a short timeout) and operator statistics.
+
+What each caller sees: `/health` without an admin tenant's key answers statuses only (overall and
+per dependency: no provider, model, host, latency, error text or version); an admin tenant
+(VICW_ADMIN_TENANTS) gets the details. `/stats` shows a tenant its own figures (sessions,
+outbox jobs, points, graph nodes); queue depths, cold-path worker counters and the whole outbox
+are everyone's activity, so only admin tenants see them."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -74,15 +81,14 @@ CHECKS: dict[str, Callable[[], dict | None]] = {
 }
 
 
-def check_health() -> dict:
+def check_health(detail: bool = False) -> dict:
+    """The overall status and each dependency's; with `detail` (admin callers) what each check found."""
     results = {name: _timed(fn) for name, fn in CHECKS.items()}
     failing = sorted(name for name, r in results.items() if r["status"] == "error")
-    return {
-        "status": "unhealthy" if failing else "healthy",
-        "failing": failing,
-        "checks": results,
-        "version": __import__("vicw").__version__,
-    }
+    report = {"status": "unhealthy" if failing else "healthy", "failing": failing}
+    if not detail:
+        return {**report, "checks": {name: {"status": r["status"]} for name, r in results.items()}}
+    return {**report, "checks": results, "version": __import__("vicw").__version__}
 
 
 def _safe(fn: Callable[[], dict]) -> dict:
@@ -92,15 +98,32 @@ def _safe(fn: Callable[[], dict]) -> dict:
         return {"error": type(exc).__name__}
 
 
-def collect_stats(tenant: str) -> dict:
+def outbox_jobs_of(ws, tenant: str) -> int:  # noqa: ANN001 - a WindowStore
+    """How many jobs waiting in the (shared) outbox belong to `tenant`."""
+    from vicw.window_store import OUTBOX
+
+    needle = json.dumps(tenant)
+    count = 0
+    for _, raw in ws.r.hscan_iter(OUTBOX, count=500):
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        if needle in text and json.loads(text).get("tenant") == tenant:
+            count += 1
+    return count
+
+
+def collect_stats(tenant: str, admin: bool = False) -> dict:
+    """The caller's own figures; with `admin`, also every tenant's queues, workers and outbox."""
     ws = container.window_store()
     s = container.settings()
 
     def window() -> dict:
         sessions = list(ws.sessions(tenant))
-        return {"sessions": len(sessions), "budget": s.window_budget, "max_context_tokens": s.max_context_tokens,
-                "offload_threshold": s.offload_threshold, "target_after_relief": s.target_after_relief,
-                "hysteresis_threshold": s.hysteresis_threshold, "outbox_pending": ws.outbox_size()}
+        out = {"sessions": len(sessions), "budget": s.window_budget, "max_context_tokens": s.max_context_tokens,
+               "offload_threshold": s.offload_threshold, "target_after_relief": s.target_after_relief,
+               "hysteresis_threshold": s.hysteresis_threshold, "outbox_pending": outbox_jobs_of(ws, tenant)}
+        if admin:
+            out["outbox_pending_all_tenants"] = ws.outbox_size()
+        return out
 
     def vectors() -> dict:
         store = container.vector_store()
@@ -115,11 +138,8 @@ def collect_stats(tenant: str) -> dict:
 
         return read_worker_stats(ws.r)
 
-    return {
-        "tenant": tenant,
-        "window": _safe(window),
-        "queues": queue_depths(container.queues()),
-        "workers": _safe(workers),
-        "vectors": _safe(vectors),
-        "graph": _safe(graph),
-    }
+    report = {"tenant": tenant, "scope": "all tenants" if admin else "tenant", "window": _safe(window)}
+    if admin:
+        report["queues"] = queue_depths(container.queues())
+        report["workers"] = _safe(workers)
+    return {**report, "vectors": _safe(vectors), "graph": _safe(graph)}

@@ -23,7 +23,8 @@ def fetch_status(url: str, api_key: str | None, timeout: float = 10.0) -> dict[s
     """{"url", "health", "stats"}; stats holds {"error": ...} when the key is missing or refused."""
     base = url.rstrip("/")
     with httpx.Client(base_url=base, timeout=timeout) as http:
-        health = http.get("/health").json()  # 503 still carries the report
+        auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        health = http.get("/health", headers=auth).json()  # 503 still carries the report; details for admin keys
         if not api_key:
             stats: dict[str, Any] = {"error": "no API key (pass --api-key, set VICW_API_KEY, or run vicw local for a dev key)"}
         else:
@@ -67,8 +68,8 @@ def render_status(report: dict[str, Any]) -> str:
                    f"offload_at={window.get('offload_threshold')} hysteresis={window.get('hysteresis_threshold')} "
                    f"target={window.get('target_after_relief')} outbox={window.get('outbox_pending')}"
          if "error" not in window else f"error={window['error']}"),
-        ("queues", _per_queue(stats.get("queues", {}))),
-        ("workers", _per_queue(stats.get("workers", {}))),
+        ("queues", _per_queue(stats["queues"]) if "queues" in stats else "(an admin tenant's key shows every tenant's queues)"),
+        ("workers", _per_queue(stats["workers"]) if "workers" in stats else "(admin only)"),
         ("vectors", _pairs(stats.get("vectors", {})) or "-"),
         ("graph", _pairs(stats.get("graph", {})) or "-"),
     ]

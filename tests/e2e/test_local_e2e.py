@@ -43,6 +43,7 @@ def running(tmp_path_factory):
         env = {
             **os.environ,
             "VICW_API_KEYS": f"{KEY}:e2e",
+            "VICW_ADMIN_TENANTS": "e2e",  # /stats shows queue depths to admin tenants only
             "VICW_LLM_API_URL": llm.url,
             "VICW_LLM_MODEL_NAME": "scripted-model",
             "COLD_PATH_WORKERS": "2",

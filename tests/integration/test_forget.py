@@ -14,14 +14,13 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import API_KEY, API_KEY_B, running_vicw, wait_until
+from tests.conftest import ADMIN_KEY, API_KEY, API_KEY_B, running_vicw, wait_until
 from vicw import container
 from vicw.aws import client as aws_client
 from vicw.forget import idempotency_hash, tombstone_key
 from vicw.models import OffloadJob, Turn, utcnow
 from vicw.window_store import OUTBOX, session_prefix
 
-ADMIN_KEY = "test-key-admin-ops-0003"
 COLD_ENV = {
     "MAX_CONTEXT_TOKENS": "1024",
     "LLM_MAX_TOKENS": "128",
@@ -95,7 +94,7 @@ def footprint(r: redis.Redis, tenant: str, session_id: str) -> dict:
 def cold_vicw(tmp_path_factory, redis_url, moto_endpoint, vicw_env, scripted_llm):
     from vicw.aws_resources import ensure_local_resources
 
-    env = {**vicw_env, **COLD_ENV, "VICW_API_KEYS": f"{vicw_env['VICW_API_KEYS']},{ADMIN_KEY}:ops"}
+    env = {**vicw_env, **COLD_ENV}  # ADMIN_KEY (tenant "ops") is in vicw_env's key table
     r = redis.Redis.from_url(redis_url)
     r.flushdb()
     resources = ensure_local_resources()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, API_KEY_B, running_vicw, wait_until  # noqa: F401 - wait_until is shared with the modules here
+from tests.conftest import ADMIN_KEY, API_KEY, API_KEY_B, running_vicw, wait_until  # noqa: F401 - wait_until is shared with the modules here
 
 # Variables a previous in-process stack may have left in os.environ; this stack sets its own.
 STACK_VARS = (
@@ -28,7 +28,8 @@ STACK_VARS = (
 
 def stack_env(llm_url: str, **extra: str) -> dict[str, str]:
     env = {
-        "VICW_API_KEYS": f"{API_KEY}:tenant-a,{API_KEY_B}:tenant-b",
+        "VICW_API_KEYS": f"{API_KEY}:tenant-a,{API_KEY_B}:tenant-b,{ADMIN_KEY}:ops",
+        "VICW_ADMIN_TENANTS": "ops",
         "VICW_LLM_API_URL": llm_url,
         "VICW_LLM_MODEL_NAME": "scripted-model",
         "VICW_LLM_PROVIDER": "openai",

@@ -15,6 +15,7 @@ from typing import Self
 import httpx
 import pytest
 
+from tests.conftest import ADMIN_KEY
 from tests.fakes.llm_server import Reply, ScriptedLLM
 from tests.reliability.conftest import own_stack, process, stack_env, wait_until
 
@@ -122,7 +123,7 @@ def api(stack, client_for, llm):
 
 
 def queue_stats(api: httpx.Client) -> dict:
-    r = api.get("/stats")
+    r = api.get("/stats", headers={"Authorization": f"Bearer {ADMIN_KEY}"})  # queue depths: admin only
     assert r.status_code == 200, r.text
     return r.json()
 

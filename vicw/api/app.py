@@ -52,6 +52,20 @@ def require_tenant(request: Request, authorization: Annotated[str | None, Header
 Tenant = Annotated[str, Depends(require_tenant)]
 
 
+def is_admin_key(authorization: str | None) -> bool:
+    """Whether `authorization` holds an admin tenant's key (a public route's optional extra view;
+    a missing or wrong key is simply not admin, never an error)."""
+    from vicw.auth import is_admin
+
+    if not authorization:
+        return False
+    try:
+        tenant = container.key_table().tenant_for(authorization)
+    except Exception:  # noqa: BLE001 - a refused or unreadable key only means "not admin" here
+        return False
+    return is_admin(tenant, container.settings().vicw_admin_tenants)
+
+
 def key_table_unavailable(exc: Exception) -> ApiError:
     """503 for a key table that cannot be loaded (missing parameter, no permission, malformed entry).
 
@@ -233,17 +247,19 @@ def create_app() -> FastAPI:
 
     # --- operations ----------------------------------------------------------------------------
     @app.get("/health", tags=["ops"])
-    def health() -> JSONResponse:
+    def health(authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+        """Public: statuses only. With an admin tenant's key: what each check found."""
         from vicw.health import check_health
 
-        report = check_health()
+        report = check_health(detail=is_admin_key(authorization))
         return JSONResponse(report, 200 if report["status"] == "healthy" else 503)
 
     @app.get("/stats", tags=["ops"])
     def stats(tenant: Tenant) -> dict:
+        from vicw.auth import is_admin
         from vicw.health import collect_stats
 
-        return collect_stats(tenant)
+        return collect_stats(tenant, admin=is_admin(tenant, container.settings().vicw_admin_tenants))
 
     from vicw.api.ops import router as ops_router
 
