@@ -39,7 +39,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPe
 from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 from pydantic import ValidationError
 
-from vicw.models import OffloadJob
+from vicw.models import OffloadJob, Turn
 from vicw.observability import M, logger, metrics
 
 REPLAY_ATTRIBUTE = "vicw-replay"
@@ -73,6 +73,52 @@ def parse_job(body: str | bytes | None) -> OffloadJob:
         raise InvalidJob(f"record body is not an OffloadJob: {exc.error_count()} error(s), first at {where}: {first['msg']}") from None
 
 
+# --- one bad turn never sinks its job ------------------------------------------------------------
+def _quarantine(function: str, job: OffloadJob, turn: Turn, exc: BaseException) -> None:
+    # The log names the turn, never its content (user text); the traceback says what broke.
+    logger.warning(
+        "turn quarantined: it cannot be processed, the rest of its job is stored without it",
+        exc_info=exc,
+        extra={"function": function, "job_id": job.job_id, "tenant": job.tenant, "seq": turn.seq,
+               "error": f"{type(exc).__name__}: {exc}"[:300]},
+    )
+
+
+def _count_quarantined(function: str, seqs: list[int]) -> None:
+    if not seqs:
+        return
+    metrics.add_metric(name=M.TURNS_QUARANTINED, unit=MetricUnit.Count, value=len(seqs))
+
+
+def screen_turns(job: OffloadJob, function: str, check: Callable[[OffloadJob], object]) -> tuple[OffloadJob, list[int]]:
+    """The job without the turns that cannot be processed, and the seqs of those left out.
+
+    Every turn is tried alone against what the consumer will do with it that depends only on the
+    data: serialising it (stores and the archive take JSON/UTF-8; a lone surrogate cannot be),
+    its timestamp as epoch seconds, its rendering, and `check` (the consumer's own pure step:
+    chunking, rule extraction). Store writes stay per job: their failures are outages, retried by
+    the queue. Each left-out turn is logged at WARNING with its traceback and counted
+    (`TurnsQuarantined`); the job's other turns go on.
+    """
+    good: list[Turn] = []
+    bad: list[int] = []
+    for turn in job.turns:
+        try:
+            turn.model_dump_json()
+            turn.timestamp.timestamp()
+            turn.rendered().encode()
+            check(job.model_copy(update={"turns": [turn]}))
+        except Exception as exc:  # noqa: BLE001 - whatever breaks on this turn's data, it must not break its neighbours
+            _quarantine(function, job, turn, exc)
+            bad.append(turn.seq)
+        else:
+            good.append(turn)
+    if not bad:
+        return job, []
+    _count_quarantined(function, bad)
+    return job.model_copy(update={"turns": good, "token_count": sum(t.tokens for t in good)}), bad
+
+
 class OffloadProcessor:
     """archive -> chunk -> embed -> upsert. Each step is an idempotent write."""
 
@@ -81,17 +127,49 @@ class OffloadProcessor:
         self.vectors = vectors
         self.archive = archive
 
+    def _embed(self, job: OffloadJob, chunks: list[Any]) -> tuple[list[Any], list[Any], list[int]]:
+        """Vectors for the chunks; if the batch fails, chunk by chunk, leaving out the turns that fail.
+
+        Returns (chunks kept, their vectors, seqs left out). If no chunk can be embedded the model
+        itself is the problem: the original error is raised and the job is retried.
+        """
+        try:
+            return chunks, list(self.embedder.embed([c.text for c in chunks])), []
+        except Exception:
+            if len(chunks) <= 1:
+                raise
+            one_by_one: list[Any] = []
+            failed: dict[int, BaseException] = {}
+            for c in chunks:
+                try:
+                    one_by_one.append(self.embedder.embed([c.text])[0])
+                except Exception as exc:  # noqa: BLE001 - isolate the chunk that breaks the model
+                    one_by_one.append(None)
+                    failed.setdefault(c.payload["seq"], exc)
+            if len(failed) == len({c.payload["seq"] for c in chunks}):
+                raise
+        turns = {t.seq: t for t in job.turns}
+        for seq, exc in failed.items():
+            _quarantine("offload", job, turns[seq], exc)
+        kept = [(c, v) for c, v in zip(chunks, one_by_one, strict=True) if c.payload["seq"] not in failed]
+        return [c for c, _ in kept], [v for _, v in kept], sorted(failed)
+
     def process(self, job: OffloadJob) -> dict[str, Any]:
+        job, quarantined = screen_turns(job, "offload", self.vectors.chunks)
         # Archive first: if anything later fails, the job can still be rebuilt from S3.
-        key = self.archive.put(job) if self.archive is not None else None
+        key = self.archive.put(job) if self.archive is not None and job.turns else None
         chunks = self.vectors.chunks(job)
         started = time.perf_counter()
-        vectors = self.embedder.embed([c.text for c in chunks])
+        chunks, vectors, dropped = self._embed(job, chunks) if chunks else ([], [], [])
         embed_ms = (time.perf_counter() - started) * 1000
         if chunks:
             metrics.add_metric(name=M.EMBEDDING_LATENCY_MS, unit=MetricUnit.Milliseconds, value=round(embed_ms, 1))
-        points = self.vectors.upsert_job(job, vectors, chunks)
-        return {"job_id": job.job_id, "points": points, "turns": len(job.turns), "embed_ms": round(embed_ms, 1), "archive_key": key}
+        _count_quarantined("offload", dropped)
+        points = self.vectors.upsert_job(job, vectors, chunks) if chunks else 0
+        out = {"job_id": job.job_id, "points": points, "turns": len(job.turns), "embed_ms": round(embed_ms, 1), "archive_key": key}
+        if quarantined or dropped:
+            out["quarantined_turns"] = sorted(quarantined + dropped)
+        return out
 
 
 def graph_processor(job: OffloadJob, store: Any, extractor: Any = None) -> dict[str, Any]:
@@ -108,7 +186,13 @@ class GraphProcessor:
     def process(self, job: OffloadJob) -> dict[str, Any]:
         if self.store is None:  # GRAPH_BACKEND=none: consume the job, do nothing
             return {"job_id": job.job_id, "skipped": "graph store not configured"}
-        return graph_processor(job, self.store, self.extractor)
+        from vicw.extraction import extract
+
+        job, quarantined = screen_turns(job, "graph", extract)
+        if not job.turns:
+            return {"job_id": job.job_id, "turns": 0, "quarantined_turns": quarantined}
+        out = graph_processor(job, self.store, self.extractor)
+        return {**out, "quarantined_turns": quarantined} if quarantined else out
 
 
 class IdempotentRunner:
@@ -210,6 +294,13 @@ class ColdPathWorker:
             )
             raise
         logger.debug("cold-path record done", extra={"function": self.name, **result})
+        if result.get("quarantined_turns") and not result.get("duplicate") and self.redis is not None:
+            try:
+                from vicw.worker_stats import record_quarantined
+
+                record_quarantined(self.redis, self.name, len(result["quarantined_turns"]))
+            except Exception as exc:  # noqa: BLE001 - counters for /stats must never fail a record
+                logger.debug("worker stats not recorded", extra={"error": type(exc).__name__})
         return result
 
     def handle_batch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -108,3 +108,4 @@ class M:
     RATE_LIMITED = "RateLimited"
     AUTH_FAILURES = "AuthFailures"
     MEMORY_UNAVAILABLE = "MemoryUnavailable"  # a chat turn answered without long-term memory
+    TURNS_QUARANTINED = "TurnsQuarantined"  # cold-path turns that could not be processed and were left out

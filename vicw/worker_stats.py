@@ -14,6 +14,11 @@ def record_outcome(client: redis.Redis, function: str, processed: int, failed: i
         pipe.execute()
 
 
+def record_quarantined(client: redis.Redis, function: str, turns: int) -> None:
+    """Turns a function left out of their jobs because they could not be processed (see the WARNING logs)."""
+    client.hincrby(KEY, f"{function}:quarantined_turns", turns)
+
+
 def read_worker_stats(client: redis.Redis) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for field, value in client.hgetall(KEY).items():

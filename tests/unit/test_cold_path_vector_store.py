@@ -132,3 +132,33 @@ def test_ping(store):
     assert store.ping()
     unreachable = QdrantVectorStore(url="http://127.0.0.1:9", dim=DIM, timeout=1)
     assert not unreachable.ping()
+
+
+class PickyModel:
+    """An embedding model that cannot embed one particular text (as a tokenizer bug might)."""
+
+    def __init__(self, broken: str = "", down: bool = False) -> None:
+        self.broken, self.down = broken, down
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if self.down or any(self.broken and self.broken in t for t in texts):
+            raise RuntimeError("model cannot embed this")
+        return [basis(len(t)) for t in texts]
+
+
+def test_a_turn_the_model_cannot_embed_is_left_out_and_its_neighbours_are_stored(store, caplog):
+    from vicw.cold_path import OffloadProcessor
+
+    job = make_job(texts=["first fine turn", "the KAPUTT turn", "third fine turn"])
+    out = OffloadProcessor(PickyModel("KAPUTT"), store).process(job)
+    assert out["quarantined_turns"] == [1] and out["points"] == 2
+    assert sorted(r.seq for r in store.scroll("acme")) == [0, 2]
+    assert any("turn quarantined" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_model_that_embeds_nothing_fails_the_job_for_a_retry(store):
+    from vicw.cold_path import OffloadProcessor
+
+    with pytest.raises(RuntimeError):
+        OffloadProcessor(PickyModel(down=True), store).process(make_job(texts=["a", "b"]))
+    assert store.count() == 0
