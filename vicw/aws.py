@@ -7,7 +7,10 @@ from functools import lru_cache
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+# Short timeouts everywhere: an unreachable endpoint (a VPC without the endpoint or NAT it needs)
+# must fail fast with an error, not hang a cold start past Lambda's 10 s init limit.
+BOTO_CONFIG = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+_CONFIG = BOTO_CONFIG
 
 
 @lru_cache(maxsize=16)

@@ -29,7 +29,7 @@ TEMPLATE_NAME = "template.yaml"
 
 # Settings fields (vicw/config.py) each function needs from its environment, by logical id in
 # template.yaml. tests/infrastructure checks every one is set on that function in the template.
-_COMMON = ("log_level", "redis_url")
+_COMMON = ("log_level", "redis_url", "redis_url_secret", "redis_require_tls")
 FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
     "ChatFunction": (
         *_COMMON,
@@ -39,7 +39,7 @@ FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
         "graph_backend", "neo4j_uri", "neo4j_user", "neo4j_password_secret",
         "vicw_llm_provider", "vicw_llm_api_url", "vicw_llm_model_name", "vicw_llm_api_key_secret",
         "bedrock_model_id", "llm_timeout", "llm_max_tokens",
-        "vicw_api_keys_parameter", "rate_limits",
+        "vicw_api_keys_parameter", "rate_limits", "vicw_public_docs",
         "max_context_tokens", "offload_threshold", "hysteresis_threshold", "target_after_relief",
     ),
     "OffloadFunction": (

@@ -351,7 +351,7 @@ def build_offload_worker() -> ColdPathWorker:
         raise RuntimeError("the offload function needs a vector store: set QDRANT_URL (or QDRANT_PATH locally)")
     processor = OffloadProcessor(container.embedder(), vectors, container.archive())
     return ColdPathWorker(
-        "offload", processor.process, _redis_client(s.redis_url), warm_up=processor.embedder.warm_up, workers=s.cold_path_workers
+        "offload", processor.process, _redis_client(container.redis_url()), warm_up=processor.embedder.warm_up, workers=s.cold_path_workers
     )
 
 
@@ -361,7 +361,7 @@ def build_graph_worker() -> ColdPathWorker:
     s = container.settings()
     # One record at a time: two jobs of a session MERGE-ing the same entities concurrently could race
     # (no uniqueness constraints on FalkorDB), and a session's facts should land in order.
-    return ColdPathWorker("graph", GraphProcessor(container.graph_store()).process, _redis_client(s.redis_url))
+    return ColdPathWorker("graph", GraphProcessor(container.graph_store()).process, _redis_client(container.redis_url()))
 
 
 class LazyWorker:

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
 
     # --- stores ----------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url_secret: str | None = None  # SSM name ("/...") or Secrets Manager id holding the URL (AWS)
+    redis_require_tls: bool = False  # refuse a redis:// URL (prod: only rediss://)
     aws_region: str = Field("us-east-1", validation_alias="AWS_REGION")
     aws_endpoint_url: str | None = None
     offload_topic_arn: str | None = None
@@ -118,6 +120,7 @@ class Settings(BaseSettings):
     vicw_api_keys: SecretStr | None = None  # "<key>:<tenant>,<key>:<tenant>"
     vicw_api_keys_parameter: str | None = None  # SSM parameter / secret holding the same format
     vicw_admin_tenants: str = ""  # tenants whose keys may delete a whole tenant
+    vicw_public_docs: bool = False  # serve /docs and /openapi.json without a key (`vicw local` turns it on)
     rate_limits: str = "chat=60/60,default=600/60"  # route=requests/seconds
     max_body_bytes: int = Field(1_000_000, ge=1024)
     max_message_chars: int = Field(100_000, ge=1)

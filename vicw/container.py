@@ -33,10 +33,31 @@ def token_counter() -> TokenCounter:
 
 
 @cache
+def redis_url() -> str:
+    """The working-window Redis URL: REDIS_URL, or read at run time from REDIS_URL_SECRET (AWS).
+
+    With REDIS_REQUIRE_TLS a plain redis:// URL is refused. Errors never show the URL (it may
+    hold a password).
+    """
+    s = settings()
+    url = s.redis_url
+    if s.redis_url_secret:
+        from vicw.secrets import get_secret_value
+
+        url = get_secret_value(s.redis_url_secret).get_secret_value()
+    if s.redis_require_tls and not url.startswith("rediss://"):
+        from vicw.config import SettingsError
+
+        where = f"the secret {s.redis_url_secret!r}" if s.redis_url_secret else "REDIS_URL"
+        raise SettingsError(f"REDIS_REQUIRE_TLS is set but {where} does not hold a rediss:// (TLS) URL")
+    return url
+
+
+@cache
 def window_store() -> WindowStore:
     from vicw.window_store import WindowStore
 
-    return WindowStore.from_url(settings().redis_url)
+    return WindowStore.from_url(redis_url())
 
 
 @cache
@@ -166,7 +187,7 @@ def reset() -> None:
         if store is not None:
             store.close()
     get_settings.cache_clear()
-    for fn in (token_counter, window_store, publisher, llm, embedder, vector_store, graph_store, archive,
+    for fn in (redis_url, token_counter, window_store, publisher, llm, embedder, vector_store, graph_store, archive,
                memory_source, loop_guard, key_table, conversation):
         fn.cache_clear()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

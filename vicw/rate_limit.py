@@ -103,12 +103,13 @@ class RateLimiter:
         self._script = client.register_script(_GCRA)
 
     @classmethod
-    def from_settings(cls, settings) -> RateLimiter | None:
+    def from_settings(cls, settings, url: str | None = None) -> RateLimiter | None:
+        """`url` is the resolved Redis URL when it comes from a secret (vicw.container.redis_url)."""
         rules = parse_rate_limits(settings.rate_limits)
         if not rules:
             return None
         # Its own short timeouts: a slow Redis must not hold every request for the window store's 5 s.
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        client = redis.Redis.from_url(url or settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
         return cls(client, rules)
 
     def rule_for(self, group: str) -> Rule | None:

@@ -9,9 +9,12 @@ Error messages name the secret, never its value.
 from __future__ import annotations
 
 import json
+from functools import cache
 
 from aws_lambda_powertools.utilities import parameters
 from pydantic import SecretStr
+
+from vicw.aws import BOTO_CONFIG
 
 DEFAULT_MAX_AGE = 300  # seconds
 # Field names tried, in order, when a Secrets Manager secret holds a JSON object.
@@ -22,6 +25,19 @@ class SecretUnavailable(RuntimeError):
     """The secret could not be read (missing, no permission, or unreachable)."""
 
 
+# Powertools providers built on the same botocore config as vicw/aws.py (2 s connect, 2 attempts),
+# instead of the module-level defaults (60 s timeouts, more retries). One per process, so their
+# caches (max_age) are shared by every caller.
+@cache
+def _ssm() -> parameters.SSMProvider:
+    return parameters.SSMProvider(boto_config=BOTO_CONFIG)
+
+
+@cache
+def _secrets() -> parameters.SecretsProvider:
+    return parameters.SecretsProvider(boto_config=BOTO_CONFIG)
+
+
 def get_secret_value(name: str, max_age: int = DEFAULT_MAX_AGE, force: bool = False) -> SecretStr:
     """The secret named `name` (SSM parameter if it starts with "/", else Secrets Manager).
 
@@ -29,9 +45,9 @@ def get_secret_value(name: str, max_age: int = DEFAULT_MAX_AGE, force: bool = Fa
     """
     try:
         if name.startswith("/"):
-            raw = parameters.get_parameter(name, decrypt=True, max_age=max_age, force_fetch=force)
+            raw = _ssm().get(name, decrypt=True, max_age=max_age, force_fetch=force)
         else:
-            raw = parameters.get_secret(name, max_age=max_age, force_fetch=force)
+            raw = _secrets().get(name, max_age=max_age, force_fetch=force)
     except parameters.exceptions.GetParameterError as exc:
         kind = "SSM parameter" if name.startswith("/") else "secret"
         reason = type(exc.__cause__).__name__ if exc.__cause__ else "GetParameterError"

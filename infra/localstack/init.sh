@@ -14,7 +14,7 @@ for tool in samlocal awslocal; do
 done
 
 # Containers reach each other by compose service name on the vicw-local network.
-awslocal ssm put-parameter --overwrite --name /vicw/dev/redis-url --type String --value redis://redis:6379/0
+awslocal ssm put-parameter --overwrite --name /vicw/dev/redis-url --type SecureString --value redis://redis:6379/0
 awslocal ssm put-parameter --overwrite --name /vicw/dev/api-keys --type SecureString --value "dev-key-change-me:dev-tenant"
 NEO4J_SECRET_ARN=$(awslocal secretsmanager create-secret --name vicw/local/neo4j \
     --secret-string local-dev-only --query ARN --output text 2>/dev/null ||
@@ -25,7 +25,7 @@ ALARM_TOPIC_ARN=$(awslocal sns create-topic --name vicw-local-alarms --query Top
 samlocal build
 samlocal deploy --stack-name "$STACK" --resolve-s3 --no-confirm-changeset --no-fail-on-empty-changeset \
     --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
-    --parameter-overrides Stage=dev RedisUrl=/vicw/dev/redis-url ApiKeysParameterName=/vicw/dev/api-keys \
+    --parameter-overrides Stage=dev RedisUrlSecret=/vicw/dev/redis-url ApiKeysParameterName=/vicw/dev/api-keys \
         QdrantUrl=http://qdrant:6333 Neo4jUri=bolt://neo4j:7687 Neo4jPasswordSecretArn="$NEO4J_SECRET_ARN" \
         LlmProvider=none AlarmTopicArn="$ALARM_TOPIC_ARN"
 

@@ -172,11 +172,37 @@ def _sam_policy_targets(template: dict, function: str, policy: str) -> list:
     return [p[policy] for p in template["Resources"][function]["Properties"]["Policies"] if isinstance(p, dict) and policy in p]
 
 
+def _granted(template: dict, function: str) -> set[tuple[str, str]]:
+    """(action, resource as JSON) pairs of a function's inline statements."""
+    out = set()
+    for s in _policy_statements(template, function):
+        actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+        resources = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+        out |= {(json.dumps(a), json.dumps(r, sort_keys=True)) for a in actions for r in resources}
+    return out
+
+
 @pytest.mark.parametrize("function", ["ChatFunction", "MaintenanceFunction"])
 def test_functions_that_forget_may_delete_every_archive_version(template, function):
-    granted = {(json.dumps(s["Action"]), json.dumps(s["Resource"], sort_keys=True)) for s in _policy_statements(template, function)}
+    granted = _granted(template, function)
     assert (json.dumps("s3:ListBucketVersions"), json.dumps({"Fn::GetAtt": ["ArchiveBucket", "Arn"]})) in granted
     assert (json.dumps("s3:DeleteObjectVersion"), json.dumps({"Fn::Sub": "${ArchiveBucket.Arn}/*"})) in granted
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_SETTINGS))
+def test_least_privilege(template, function):
+    """Explicit S3 actions (no bucket configuration, ACL or policy changes); chat publishes to the
+    topic only; every function may read the Redis URL secret and nothing is granted on "*"."""
+    policies = template["Resources"][function]["Properties"]["Policies"]
+    text = json.dumps(policies)
+    assert "S3CrudPolicy" not in text and "S3FullAccessPolicy" not in text
+    assert not any(a in text for a in ("s3:PutBucket", "s3:PutObjectAcl", "s3:DeleteBucket", '"s3:*"'))
+    assert "ReadRedisUrl" in text
+    if function == "ChatFunction":
+        assert "SQSSendMessagePolicy" not in text and "sqs:SendMessage" not in text
+        assert "inference-profile/${BedrockModelId}" in text
+    for s in _policy_statements(template, function):
+        assert s["Resource"] != "*", (function, s)
 
 
 def test_maintenance_function_can_resend_the_outbox_and_write_backups(template):
@@ -186,7 +212,8 @@ def test_maintenance_function_can_resend_the_outbox_and_write_backups(template):
     offload = function_environment(template, "OffloadFunction")
     # The backup manifest records the embedding model; it must be the one the vectors come from.
     assert (env["EMBEDDING_MODEL"], env["EMBEDDING_DIM"]) == (offload["EMBEDDING_MODEL"], offload["EMBEDDING_DIM"])
-    assert {"BucketName": {"Ref": "BackupBucket"}} in _sam_policy_targets(template, "MaintenanceFunction", "S3CrudPolicy")
+    assert (json.dumps("s3:PutObject"), json.dumps({"Fn::Sub": "${BackupBucket.Arn}/nightly/*"})) in _granted(
+        template, "MaintenanceFunction")
     assert _sam_policy_targets(template, "MaintenanceFunction", "SNSPublishMessagePolicy") == _sam_policy_targets(
         template, "ChatFunction", "SNSPublishMessagePolicy"
     )

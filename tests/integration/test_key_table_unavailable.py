@@ -29,3 +29,38 @@ def test_unloadable_key_table_gives_json_503(tmp_path, redis_url, moto_endpoint,
     assert "API key table could not be loaded" in body["error"]["message"] and says in body["error"]["message"]
     assert "dev-key" not in body["error"]["message"]
     assert r.headers["retry-after"]
+
+
+def test_docs_are_served_only_when_the_setting_says_so(tmp_path, redis_url, moto_endpoint, vicw_env):
+    with running_vicw(tmp_path, redis_url, moto_endpoint, {**vicw_env, "VICW_PUBLIC_DOCS": "false"}) as local:
+        assert httpx.get(f"{local.url}/docs", timeout=30).status_code == 404
+        assert httpx.get(f"{local.url}/openapi.json", timeout=30).status_code == 404
+
+
+def test_redis_url_from_a_secret_and_tls_required(tmp_path, redis_url, moto_endpoint, vicw_env):
+    """REDIS_URL_SECRET is read at run time; with REDIS_REQUIRE_TLS a redis:// URL is a JSON 503
+    that names the secret, never the URL."""
+    from vicw.aws import client
+
+    client("ssm").put_parameter(Name="/vicw/test/redis-url", Type="SecureString", Value=redis_url, Overwrite=True)
+    env = {**vicw_env, "REDIS_URL_SECRET": "/vicw/test/redis-url"}
+    with running_vicw(tmp_path, redis_url, moto_endpoint, env) as local:
+        from tests.conftest import API_KEY
+        from vicw import container
+
+        container.reset()
+        assert container.redis_url() == redis_url
+        r = httpx.get(f"{local.url}/sessions/s1", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        container.reset()
+        import os
+
+        os.environ["REDIS_REQUIRE_TLS"] = "true"
+        try:
+            container.reset()
+            r = httpx.get(f"{local.url}/sessions/s1", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+        finally:
+            os.environ.pop("REDIS_REQUIRE_TLS")
+            container.reset()
+    assert r.status_code == 503 and "/vicw/test/redis-url" in r.text and "rediss://" in r.text
+    assert redis_url not in r.text

@@ -15,10 +15,12 @@ from vicw.api import schemas as s
 from vicw.api.json_body import CheckedJSONRoute
 from vicw.api.limits import BodyLimits, BodySizeLimit
 from vicw.auth import AuthError
+from vicw.config import SettingsError
 from vicw.conversation import IncomingMessage, TurnResult
 from vicw.llm.base import LLMError
 from vicw.models import utcnow
 from vicw.observability import M, logger, metrics
+from vicw.secrets import SecretUnavailable
 from vicw.window import MessageTooLarge
 from vicw.window_store import ConflictRetriesExhausted
 
@@ -123,19 +125,36 @@ def session_stats(session_id: str, state) -> s.SessionStats:  # noqa: ANN001 - W
     )
 
 
+def _rate_limiter(settings):  # noqa: ANN001, ANN202 - Settings -> RateLimiter | None
+    """Per-tenant limits in Redis. If the Redis URL cannot be read at start (its secret is
+    unreachable), every request fails with a 503 from the window store anyway: start without the
+    limiter instead of failing the import, and say so."""
+    from vicw.rate_limit import RateLimiter
+
+    try:
+        url = container.redis_url()
+    except Exception:
+        logger.warning("Redis URL unavailable at start: per-tenant rate limits are off in this process", exc_info=True)
+        return None
+    return RateLimiter.from_settings(settings, url)
+
+
 def create_app() -> FastAPI:
+    settings = container.settings()
+    # /docs and /openapi.json need no API key, so they are served only when VICW_PUBLIC_DOCS says so.
+    docs = settings.vicw_public_docs
     app = FastAPI(
         title="VICW",
         version="0.1.0",
         description="Virtual Infinite Context Window: a working window in Redis, long-term memory in Qdrant and a graph.",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.router.route_class = CheckedJSONRoute  # lone surrogates in a JSON body are a 422, on every route
-    settings = container.settings()
     limits = BodyLimits.from_settings(settings)
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_bytes, per_path=limits.per_path)
-    from vicw.rate_limit import RateLimiter
-
-    app.state.rate_limiter = RateLimiter.from_settings(container.settings())
+    app.state.rate_limiter = _rate_limiter(settings)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -167,6 +186,13 @@ def create_app() -> FastAPI:
     async def _redis_error(_: Request, exc: redis.RedisError) -> JSONResponse:
         logger.error("window store error", extra={"error": type(exc).__name__})
         return JSONResponse(error_body(503, "the window store (Redis) is unavailable; retry shortly", "service_unavailable"), 503)
+
+    @app.exception_handler(SecretUnavailable)
+    @app.exception_handler(SettingsError)
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # A secret (e.g. the Redis URL) could not be read, or holds a value this stage refuses.
+        logger.error("dependency configuration unavailable", extra={"error": str(exc)})
+        return JSONResponse(error_body(503, f"service misconfigured or unreachable: {exc}", "service_unavailable"), 503)
 
     @app.exception_handler(ConflictRetriesExhausted)
     async def _busy(_: Request, exc: ConflictRetriesExhausted) -> JSONResponse:

@@ -193,6 +193,7 @@ class LocalVicw:
         os.environ.setdefault("GRAPH_BACKEND", "falkordb")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.setdefault("VICW_PUBLIC_DOCS", "true")  # a developer's own machine: the API docs are handy
         os.environ.update(ensure_local_resources())
         if not os.environ.get("VICW_API_KEYS") and not os.environ.get("VICW_API_KEYS_PARAMETER"):
             key_file = self.data_dir / "dev-api-key"
