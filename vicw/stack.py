@@ -3,8 +3,8 @@
 One rule for every operator command (`status`, `ingest`, `replay`, `backup`, `config show`):
 
 1. `--stack NAME [--region R]`: a deployed stack. Queue URLs, topic, buckets and store settings
-   come from the CloudFormation stack's Outputs; the Redis URL from the SSM parameter named by
-   the stack's `RedisUrl` parameter.
+   come from the CloudFormation stack's Outputs; the Redis URL from the SSM parameter or Secrets
+   Manager secret named by the stack's `RedisUrlSecret` parameter.
 2. otherwise a running `vicw local`, found through the connection file in `--data-dir`
    (default `$VICW_DATA_DIR`, else `.vicw`, the same default as `vicw local`);
 3. otherwise the environment, as the Lambda functions read it (`OFFLOAD_QUEUE_URL`, ...).
@@ -37,7 +37,7 @@ STACK_OUTPUTS: dict[str, str] = {
 # (several may be empty: optional stores are switched off by an empty parameter).
 STORE_SETTINGS_OUTPUT = "StoreSettings"
 API_URL_OUTPUT = "ApiUrl"
-REDIS_PARAMETER = "RedisUrl"  # a template parameter naming the SSM parameter that holds the URL
+REDIS_PARAMETER = "RedisUrlSecret"  # a template parameter naming the SSM parameter / secret that holds the URL
 
 DEFAULT_DATA_DIR = ".vicw"
 
@@ -148,7 +148,8 @@ def from_stack(name: str, region: str | None = None) -> Target:
 
 
 def _redis_url(param: dict, region: str) -> str:
-    """The stack's RedisUrl parameter is the *name* of an SSM parameter; read its value."""
+    """The stack's RedisUrlSecret parameter names an SSM parameter ("/...") or a Secrets Manager
+    secret; read its value (the functions do the same at run time, vicw/secrets.py)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from vicw.aws import client
@@ -159,9 +160,12 @@ def _redis_url(param: dict, region: str) -> str:
     resolved = param.get("ResolvedValue")
     if resolved:
         return str(resolved)
+    kind = "SSM parameter" if value.startswith("/") else "secret"
     try:
-        return client("ssm", region).get_parameter(Name=value, WithDecryption=True)["Parameter"]["Value"]
-    except (ClientError, BotoCoreError) as exc:
-        raise TargetError(f"cannot read the Redis URL from SSM parameter {value}: {type(exc).__name__}; "
+        if value.startswith("/"):
+            return client("ssm", region).get_parameter(Name=value, WithDecryption=True)["Parameter"]["Value"]
+        return client("secretsmanager", region).get_secret_value(SecretId=value)["SecretString"]
+    except (ClientError, BotoCoreError, KeyError) as exc:
+        raise TargetError(f"cannot read the Redis URL from {kind} {value}: {type(exc).__name__}; "
                           "export REDIS_URL instead") from None
 
