@@ -90,8 +90,13 @@ class DirLocation:
         self.url = str(self.path)
 
     def put_file(self, name: str, path: Path) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, self.path / name)
+        # A backup holds every conversation: its folders are 0700 and its files 0600.
+        from vicw.private_files import make_private_dir, private_umask
+
+        with private_umask():
+            make_private_dir(self.path)
+            shutil.copyfile(path, self.path / name)
+        (self.path / name).chmod(0o600)
 
     def get_file(self, name: str, dest: Path) -> None:
         src = self.path / name

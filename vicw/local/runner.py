@@ -149,7 +149,14 @@ class LocalVicw:
 
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> LocalVicw:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from vicw.private_files import PRIVATE_UMASK, make_private_dir, tighten
+
+        # Everything written under the data dir (by this process and the servers it starts) is
+        # private: 0700 folders, 0600 files. The umask stays for the life of the stack: the
+        # servers and the cold path keep creating files.
+        self._umask = os.umask(PRIVATE_UMASK)
+        make_private_dir(self.data_dir)
+        tighten(self.data_dir)
         if self.redis_url is None:
             proc = redis_server(self.data_dir / "redis").start()
             self.processes.append(proc)
@@ -198,8 +205,9 @@ class LocalVicw:
         if not os.environ.get("VICW_API_KEYS") and not os.environ.get("VICW_API_KEYS_PARAMETER"):
             key_file = self.data_dir / "dev-api-key"
             if not key_file.exists():
-                key_file.write_text("vicw-dev-" + secrets.token_urlsafe(24))
-                key_file.chmod(0o600)
+                from vicw.private_files import write_private
+
+                write_private(key_file, "vicw-dev-" + secrets.token_urlsafe(24))
             self.dev_key = key_file.read_text().strip()
             os.environ["VICW_API_KEYS"] = f"{self.dev_key}:dev"
 
@@ -250,6 +258,9 @@ class LocalVicw:
         from vicw import container
 
         container.reset()
+        if getattr(self, "_umask", None) is not None:
+            os.umask(self._umask)
+            self._umask = None
 
     # --- the API Gateway stand-in ----------------------------------------------------------------
     async def gateway(self, scope: dict, receive: Any, send: Any) -> None:
