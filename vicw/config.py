@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     qdrant_api_key_secret: str | None = None  # Secrets Manager id / SSM name, read at run time
     qdrant_path: str | None = None
     qdrant_collection: str = "vicw_memories"
+    # Which engine serves QDRANT_PATH: "edge" (Qdrant Edge in process, the default) or "qdrant"
+    # (qdrant-client's local mode, slow: for checking the server adapter). QDRANT_URL always means a server.
+    vector_engine: Literal["edge", "qdrant"] = "edge"
     graph_backend: Literal["falkordb", "neo4j", "none"] = "falkordb"
     falkordb_url: str = "redis://127.0.0.1:6379"
     graph_name: str = "vicw"
@@ -109,6 +112,12 @@ class Settings(BaseSettings):
     rag_top_k_keyword: int = Field(8, ge=0)
     rag_top_k_relational: int = Field(5, ge=0)
     memory_token_budget: int = Field(1024, ge=0)
+    rag_fusion: Literal["rrf", "dbsf", "score"] = "rrf"  # rrf/dbsf run in the vector engine
+    rag_prefetch_limit: int = Field(24, ge=1, le=1000)
+    rag_temporal_filter: bool = True
+    rag_hop_from: int = Field(3, ge=0)  # 0: no second hop
+    rag_neighbour_hits: int = Field(4, ge=0)  # 0: no neighbour turns
+    rag_max_memory_tokens: int = Field(160, ge=16)
 
     # --- loop prevention -------------------------------------------------------------------
     boredom_threshold: int = Field(5, ge=1)

@@ -94,12 +94,12 @@ def embedder():  # noqa: ANN201
 
 @cache
 def vector_store():  # noqa: ANN201
-    from vicw.vector_store import QdrantVectorStore
+    from vicw.vector_store import build_vector_store
 
     s = settings()
     if not (s.qdrant_url or s.qdrant_path):
         return None
-    return QdrantVectorStore(with_secrets(s, qdrant_api_key="qdrant_api_key_secret"))
+    return build_vector_store(with_secrets(s, qdrant_api_key="qdrant_api_key_secret"))
 
 
 @cache

@@ -1,5 +1,6 @@
-"""Hybrid retrieval against the real stores: Qdrant (local mode), FalkorDB, Redis and the embedding
-model. Jobs go in through the cold path's own processors, exactly as the offload/graph functions do."""
+"""Hybrid retrieval against the real stores: Qdrant Edge (the vector engine in process), FalkorDB,
+Redis and the embedding model. Jobs go in through the cold path's own processors, exactly as the
+offload/graph functions do."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from vicw.prompt import build_prompt
 from vicw.retrieval import HybridMemorySource, RetrievalRecipe
 from vicw.retrieval.source import STATE_HEADER
 from vicw.tokens import TokenCounter
-from vicw.vector_store import QdrantVectorStore
+from vicw.vector_edge import EdgeVectorStore
 
 T0 = datetime(2024, 5, 2, 18, 0, tzinfo=timezone.utc)
 COUNTER = TokenCounter("cl100k_base")
@@ -65,7 +66,7 @@ B_TEXTS = [
 
 @pytest.fixture()
 def stores(redis_url, redis_client, embedder):
-    vectors = QdrantVectorStore(collection=f"t{uuid.uuid4().hex[:8]}")
+    vectors = EdgeVectorStore(collection=f"t{uuid.uuid4().hex[:8]}")
     graph = FalkorDBGraphStore.from_url(redis_url.rsplit("/", 1)[0], f"g{uuid.uuid4().hex[:8]}")
     offload = OffloadProcessor(embedder, vectors)
     jobs = [
@@ -145,9 +146,27 @@ def test_state_block_and_boredom_warning(stores):
     assert injected_lines(warned) == lines  # the warning itself is not counted again
 
 
-def test_cache_picks_up_new_points_when_the_window_sheds_more(stores, embedder):
+def test_new_points_are_found_at_once_no_cache_to_refresh(stores, embedder):
     source, vectors, _ = stores
     assert "Azores" not in texts_of(source.retrieve("tenant-a", "s", "Where is the ferry to the Azores?", window("tenant-a", [], 8)))
     OffloadProcessor(embedder, vectors).process(job("tenant-a", "s", turns(["The ferry to the Azores leaves from pier 9."], first=8)))
     mems = source.retrieve("tenant-a", "s", "Where is the ferry to the Azores?", window("tenant-a", [], 9))
     assert "pier 9" in texts_of(mems)
+
+
+def test_time_named_in_the_question_is_an_engine_filter(stores):
+    source, _, _ = stores
+    # A_TEXTS turn i is dated T0 + i days: "on 2024-05-08" is turn 6 (Porto rain), whatever the words say
+    mems = source.retrieve("tenant-a", "s", "What did we talk about on 2024-05-08?", window("tenant-a", [], 8))
+    assert mems and "temporal" in mems[0].source and "Porto" in mems[0].text
+
+
+def test_every_step_can_be_switched_off(stores, redis_client, embedder):
+    _, vectors, graph = stores
+    bare = RetrievalRecipe(top_k_keyword=0, top_k_relational=0, hop_from=0, neighbour_hits=0, temporal_filter=False)
+    for recipe in (bare, RetrievalRecipe(top_k_semantic=0), RetrievalRecipe(fusion="dbsf"), RetrievalRecipe(fusion="score")):
+        source = HybridMemorySource(recipe, COUNTER, vectors=vectors, embedder=embedder, graph=graph, redis=redis_client)
+        mems = source.retrieve("tenant-a", "s", "What is my locker code at the gym?", window("tenant-a", [], 8))
+        assert "7319" in texts_of(mems), recipe
+        if recipe is bare:
+            assert {m.source for m in mems} == {"hybrid"}

@@ -56,7 +56,8 @@ def completed_records(r: redis.Redis) -> int:
 
 def test_sigkill_mid_batch_then_redelivery_indexes_everything_once(tmp_path, redis_url, moto_endpoint, redis_client):
     from vicw.aws import client
-    from vicw.vector_store import QdrantVectorStore, chunk_job
+    from vicw.vector_edge import EdgeVectorStore
+    from vicw.vector_store import chunk_job
 
     sqs = client("sqs")
     dlq = sqs.create_queue(QueueName="crash-dlq")["QueueUrl"]
@@ -100,7 +101,7 @@ def test_sigkill_mid_batch_then_redelivery_indexes_everything_once(tmp_path, red
     assert int(sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
                ["Attributes"]["ApproximateNumberOfMessages"]) == 0
 
-    store = QdrantVectorStore(path=str(tmp_path / "qdrant"))
+    store = EdgeVectorStore(path=str(tmp_path / "qdrant"))
     try:
         records = list(store.scroll("crash", "s1", include_tenant_wide_documents=False))
         expected = {c.id for j in jobs for c in chunk_job(j)}

@@ -23,7 +23,7 @@ from vicw.prompt import MEMORY_OPEN
 from vicw.queues import JobPublisher
 from vicw.retrieval import HybridMemorySource, RetrievalRecipe
 from vicw.tokens import TokenCounter
-from vicw.vector_store import QdrantVectorStore
+from vicw.vector_edge import EdgeVectorStore
 from vicw.window_store import WindowStore
 
 COUNTER = TokenCounter("cl100k_base")
@@ -43,7 +43,7 @@ def convo(redis_client, scripted_llm, embedder):
     """A conversation whose session has archived turns about the lighthouse (so memories are injected)."""
     scripted_llm.reset()
     settings = load_settings(vicw_llm_api_url=scripted_llm.url, llm_max_retries=0, max_context_tokens=4096)
-    vectors = QdrantVectorStore(collection=f"echo{uuid.uuid4().hex[:8]}")
+    vectors = EdgeVectorStore(collection=f"echo{uuid.uuid4().hex[:8]}")
     archived = [
         Turn(seq=100 + i, role="user", content=text, name="Rui", timestamp=T0 + timedelta(days=i), tokens=20)
         for i, text in enumerate(["We visited the Berlenga lighthouse by boat.", "The lighthouse keeper told us it dates from 1841."])

@@ -1,8 +1,9 @@
 """Hybrid retrieval: memories of earlier turns and documents brought back into the prompt.
 
-Modules, in the order a query meets them: `query` (what it asks), `corpus` (the session's memory
-held in process), `steps` (dense, keyword, graph, temporal rankings; fusion; neighbours),
-`packing` (memories that fit the budget), `source` (the `MemorySource` the hot path calls).
+Modules, in the order a query meets them: `query` (what it asks), `source` (the `MemorySource`
+the hot path calls: it asks the vector engine, which does the searching and filtering), `steps`
+(rankings from the engine's hits, fusion, second hop, neighbours), `packing` (memories that fit
+the budget). Nothing is cached in process: see vicw.vector_store for the engine side.
 """
 
 from __future__ import annotations

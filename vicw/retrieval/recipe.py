@@ -1,4 +1,5 @@
-"""The knobs of one retrieval run, gathered in one object so each step can be tested alone."""
+"""The knobs of one retrieval run, gathered in one object so each step can be tested alone and
+switched off on its own (every step below has a setting that disables it)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RetrievalRecipe:
-    top_k_semantic: int = 8
-    top_k_keyword: int = 8
-    top_k_relational: int = 5
+    top_k_semantic: int = 8  # dense candidates (0: no dense vector in the query)
+    top_k_keyword: int = 8  # BM25 candidates (0: no sparse vector in the query)
+    top_k_relational: int = 5  # graph-linked turns (0: graph step off)
     score_threshold: float = 0.25  # cosine floor for dense hits
     memory_token_budget: int = 1024
-    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. use 60)
-    weights: tuple[tuple[str, float], ...] = (("dense", 1.0), ("keyword", 1.0), ("graph", 0.5), ("temporal", 1.0), ("hop", 0.5))
-    hop_from: int = 3  # names in this many best hits seed a second hop (0: off)
-    neighbour_hits: int = 4  # how many of the best hits may pull in the turn that completes their exchange
+    fusion: str = "rrf"  # "rrf" / "dbsf": fused in the engine; "score": cosine + squashed BM25, fused here
+    prefetch_limit: int = 24  # candidates each vector brings to the fusion
+    bm25_scale: float = 4.0  # "score" fusion: BM25 score that squashes to ~0.46
+    temporal_filter: bool = True  # a query naming a time adds a search restricted to that time range
+    rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. use 60), for merging the steps
+    weights: tuple[tuple[str, float], ...] = (("hybrid", 1.0), ("graph", 0.5), ("temporal", 1.0), ("hop", 0.5))
+    hop_from: int = 3  # names in this many best hits seed a second query (0: off)
+    neighbour_hits: int = 4  # how many of the best hits may pull in the turn that completes their exchange (0: off)
     max_memory_tokens: int = 160  # one memory never takes more than this (long turns are truncated)
     state_items: int = 10  # active goals/tasks/decisions/facts shown as a block
     completed_items: int = 3  # recently completed ones
@@ -33,6 +38,12 @@ class RetrievalRecipe:
             top_k_relational=s.rag_top_k_relational,
             score_threshold=s.rag_score_threshold,
             memory_token_budget=s.memory_token_budget,
+            fusion=s.rag_fusion,
+            prefetch_limit=s.rag_prefetch_limit,
+            temporal_filter=s.rag_temporal_filter,
+            hop_from=s.rag_hop_from,
+            neighbour_hits=s.rag_neighbour_hits,
+            max_memory_tokens=s.rag_max_memory_tokens,
         )
 
     def weight(self, step: str) -> float:

@@ -1,9 +1,16 @@
 """`HybridMemorySource`: what the hot path calls to bring memories back into the prompt.
 
-retrieve: query -> (dense | keyword | graph | temporal) rankings -> reciprocal rank fusion ->
-neighbour expansion -> packed `Memory` list. extra_blocks: the session's active goals, tasks,
-decisions and facts from the graph, and a loop warning for what has been shown too often.
-Every store call carries the tenant; nothing in the live window is returned.
+retrieve: query -> one batched engine call (hybrid dense + BM25 candidates fused in the vector
+engine, plus a time-range-filtered search when the query names a time) -> graph-linked turns ->
+fusion of those rankings -> a second hop for names the best hits introduce -> the turns that
+complete the best hits' exchanges -> packed `Memory` list. extra_blocks: the session's active
+goals, tasks, decisions and facts from the graph, and a loop warning for what has been shown too
+often.
+
+Stateless: every call asks the engine, with tenant and session in the engine's filters and the
+live window's turns excluded there. Nothing about the tenant's memories is kept between calls, so
+a fresh process answers its first query as fast as its hundredth and memory use does not grow
+with the number of memories.
 """
 
 from __future__ import annotations
@@ -11,27 +18,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, TypeVar
-
-import numpy as np
 
 from vicw.loop_guard import LOOP_HEADER
 from vicw.models import WindowState
 from vicw.observability import M, logger, metrics
 from vicw.prompt import Memory
 from vicw.retrieval import steps
-from vicw.retrieval.corpus import (
-    CorpusCache,
-    SessionCorpus,
-    expected_last_seq,
-    read_points,
-)
 from vicw.retrieval.packing import pack, to_memory
-from vicw.retrieval.query import analyse
+from vicw.retrieval.query import QueryIntent, analyse
 from vicw.retrieval.recipe import RetrievalRecipe
 from vicw.tokens import TokenCounter
+from vicw.vector_store import MemoryQuery, MemoryRecord, VectorStore
 from vicw.window_store import session_prefix
 
 T = TypeVar("T")
@@ -50,12 +50,11 @@ class HybridMemorySource:
         recipe: RetrievalRecipe,
         counter: TokenCounter,
         *,
-        vectors: Any,
+        vectors: VectorStore,
         embedder: Any,
         graph: Any = None,
         redis: Any = None,
         boredom: Any = None,
-        max_sessions: int = 64,
     ) -> None:
         self.recipe = recipe
         self.counter = counter
@@ -64,100 +63,125 @@ class HybridMemorySource:
         self.graph = graph
         self.redis = redis
         self.boredom = boredom
-        self.cache = CorpusCache(self._load, max_sessions=max_sessions)
         self.last_timings: dict[str, float] = {}
 
-    # --- the corpus ------------------------------------------------------------------------------
-    def _load(self, tenant: str, session_id: str) -> SessionCorpus:
-        return SessionCorpus.build(tenant, session_id, list(read_points(self.vectors, tenant, session_id)))
-
-    def _signal(self, tenant: str, session_id: str, state: WindowState | None) -> tuple:
-        versions: tuple = ()
-        if self.redis is not None:
-            try:
-                versions = tuple(self.redis.mget(ingest_version_keys(tenant, session_id)))
-            except Exception:  # noqa: BLE001 - a missing signal only delays freshness
-                versions = ("?",)
-        return (state.offloaded_turns if state is not None else 0, *versions)
-
-    def corpus(self, tenant: str, session_id: str, state: WindowState | None) -> SessionCorpus:
-        return self.cache.get(tenant, session_id, self._signal(tenant, session_id, state), expected_last_seq(state))
-
     # --- retrieve --------------------------------------------------------------------------------
-    def retrieve(self, tenant: str, session_id: str, query: str, state: WindowState) -> list[Memory]:
+    def retrieve(self, tenant: str, session_id: str, query: str, state: WindowState | None) -> list[Memory]:
         if not tenant:
             raise ValueError("tenant is required")
         r = self.recipe
         t0 = time.perf_counter()
-        corpus = self.corpus(tenant, session_id, state)
-        t_corpus = time.perf_counter()
-        if len(corpus) == 0:
-            self.last_timings = {"corpus_ms": (t_corpus - t0) * 1000}
-            return []
         intent = analyse(query, _reference_time(state))
-        allowed = corpus.live_mask(state)
+        live = tuple(t.seq for t in state.turns if not t.pinned) if state is not None else ()
         # The graph step needs no query vector: it runs while the query is embedded (onnxruntime and
         # the graph client's socket both release the GIL), so the slower of the two sets the pace.
-        graph = None
+        graph: Future | None = None
         if self.graph is not None and r.top_k_relational > 0 and intent.tokens:
-            graph = _pool().submit(_timed, steps.graph_step, corpus, self.graph, tenant, session_id, intent, allowed, r.top_k_relational)
-        t_embed0 = time.perf_counter()
-        qvec = self.embedder.embed_one(query)
+            graph = _pool().submit(_timed, steps.graph_seqs, self.graph, tenant, session_id, intent, r.top_k_relational)
+        qvec = self.embedder.embed_one(query) if r.top_k_semantic > 0 else None
         t_embed = time.perf_counter()
 
-        if corpus.vectors is not None:
-            dense_scores = steps.dense_scores(corpus, qvec)
-            dense = steps.dense_step(corpus, dense_scores, allowed, r.top_k_semantic, r.score_threshold)
-        else:
-            dense_scores = np.zeros(len(corpus), dtype=np.float32)
-            dense = steps.dense_step_from_store(corpus, self.vectors, tenant, session_id, qvec, allowed, r.top_k_semantic, r.score_threshold)
-            for row, score in dense.rows:
-                dense_scores[row] = score
-        kw_scores = steps.keyword_scores(corpus, intent)
-        keyword = steps.keyword_step(corpus, intent, kw_scores, allowed, r.top_k_keyword)
-        rankings = [dense, keyword]
-        graph_ms = graph_wait_ms = 0.0
+        rankings = self._candidates(tenant, session_id, query, qvec, intent, live)
+        t_search = time.perf_counter()
+        graph_ms = 0.0
         if graph is not None:
-            t_wait = time.perf_counter()
             try:
-                ranking, graph_ms = graph.result()
-                rankings.append(ranking)
+                seqs, graph_ms = graph.result()
+                rankings.append(self._graph_ranking(tenant, session_id, seqs, live))
             except Exception as exc:  # noqa: BLE001 - the graph is an enhancement
                 logger.warning("graph step failed", extra={"error": type(exc).__name__})
-            graph_wait_ms = (time.perf_counter() - t_wait) * 1000
-        if intent.time_range is not None:
-            relevance = np.maximum(dense_scores, 0) + _unit(kw_scores)
-            rankings.append(steps.temporal_step(corpus, intent, relevance, allowed, r.top_k_semantic))
-
-        fused = steps.rrf_fuse(rankings, dict(r.weights), r.rrf_k)
+        weights = dict(r.weights)
+        fused = steps.rrf_fuse(rankings, weights, r.rrf_k)
         if r.hop_from > 0 and fused:
-            rankings.append(steps.hop_step(corpus, intent, [row for row, _, _ in fused[: r.hop_from]], allowed, r.top_k_relational))
-            fused = steps.rrf_fuse(rankings, dict(r.weights), r.rrf_k)
+            hop = self._hop(tenant, session_id, intent, fused[: r.hop_from], live, state)
+            if hop.rows:
+                fused = steps.rrf_fuse([*rankings, hop], weights, r.rrf_k)
         fused = fused[: r.candidate_limit]
-        memories = self._expand(corpus, fused, allowed)
+        memories = self._expand(tenant, session_id, fused, live)
         packed = pack(memories, self.counter, r.memory_token_budget)
         done = time.perf_counter()
         self.last_timings = {
-            "corpus_ms": (t_corpus - t0) * 1000, "embed_ms": (t_embed - t_embed0) * 1000,
-            "graph_ms": graph_ms, "graph_wait_ms": graph_wait_ms, "total_ms": (done - t0) * 1000,
+            "embed_ms": (t_embed - t0) * 1000, "search_ms": (t_search - t_embed) * 1000, "graph_ms": graph_ms,
+            "total_ms": (done - t0) * 1000,
         }
         return packed
 
-    def _expand(self, corpus: SessionCorpus, fused: list[tuple[int, float, list[str]]], allowed: np.ndarray) -> list[Memory]:
+    def _candidates(self, tenant: str, session_id: str, query: str, qvec: Any, intent: QueryIntent,
+                    live: tuple[int, ...]) -> list[steps.Ranking]:
+        """Hybrid candidates (and the time-filtered ones) in one batched engine call."""
         r = self.recipe
+        base = MemoryQuery(
+            tenant, session_id, dense=qvec, text=query if r.top_k_keyword > 0 else None, limit=r.candidate_limit,
+            prefetch_limit=max(r.prefetch_limit, r.top_k_semantic, r.top_k_keyword), fusion=r.fusion if r.fusion != "score" else "rrf",
+            dense_threshold=r.score_threshold, exclude_seqs=live,
+        )
+        score_fusion = r.fusion == "score" and base.dense is not None and base.text
+        queries = [base.with_(text=None, limit=base.prefetch_limit), base.with_(dense=None, limit=base.prefetch_limit)] if score_fusion else [base]
+        if r.temporal_filter and intent.time_range is not None:
+            start, end = (t.timestamp() for t in intent.time_range)
+            queries.append(base.with_(time_range=(start, end), limit=max(1, r.top_k_semantic)))
+        results = self.vectors.query(queries)
+        if score_fusion:
+            rankings = [steps.score_fuse(results[0], results[1], r.bm25_scale)]
+            rest = results[2:]
+        else:
+            rankings = [steps.ranking("hybrid", results[0])]
+            rest = results[1:]
+        if rest:
+            rankings.append(steps.ranking("temporal", rest[0]))
+        return rankings
+
+    def _graph_ranking(self, tenant: str, session_id: str, seqs: list[tuple[int, float]], live: tuple[int, ...]) -> steps.Ranking:
+        weight = {seq: w for seq, w in seqs if seq not in live}
+        records: dict[int, MemoryRecord] = {}
+        for rec in self.vectors.turns(tenant, session_id, weight):
+            if rec.seq not in records or rec.part < records[rec.seq].part:
+                records[rec.seq] = rec
+        rows = sorted(((records[s], w) for s, w in weight.items() if s in records), key=lambda rw: (-rw[1], -rw[0].seq))
+        return steps.Ranking("graph", rows)
+
+    def _hop(self, tenant: str, session_id: str, intent: QueryIntent, first: list[steps.Candidate], live: tuple[int, ...],
+             state: WindowState | None) -> steps.Ranking:
+        """Second hop: a BM25 query of the question plus the names the best hits introduced; only
+        hits that mention one of those names count."""
+        speakers = {(c.record.speaker or "").lower() for c in first}
+        if state is not None:
+            speakers |= {(t.name or "").lower() for t in state.turns}
+        names = steps.bridge_names([c.record for c in first], intent, speakers)
+        if not names:
+            return steps.Ranking("hop")
+        r = self.recipe
+        q = MemoryQuery(tenant, session_id, text=" ".join([*intent.tokens, *names]), limit=max(1, r.top_k_relational) * 2, exclude_seqs=live)
+        seen = {c.record.id for c in first}
+        hits = [h for h in self.vectors.query([q])[0] if h.id not in seen and steps.mentions_any(h, names)]
+        return steps.ranking("hop", hits[: max(1, r.top_k_relational)])
+
+    def _expand(self, tenant: str, session_id: str, fused: list[steps.Candidate], live: tuple[int, ...]) -> list[Memory]:
+        """Memories for the fused candidates, each of the best few followed by the turn that
+        completes its exchange (fetched in one engine call)."""
+        r = self.recipe
+        wanted: set[int] = set()
+        for c in fused[: r.neighbour_hits]:
+            wanted.update(s for s in steps.neighbour_seqs(c.record, session_id) if s not in live and s >= 0)
+        by_seq: dict[int, MemoryRecord] = {}
+        if wanted:
+            for rec in self.vectors.turns(tenant, session_id, wanted):
+                if rec.seq not in by_seq or rec.part < by_seq[rec.seq].part:
+                    by_seq[rec.seq] = rec
         out: list[Memory] = []
-        placed: set[int] = set()
-        for rank, (row, score, names) in enumerate(fused):
-            if row in placed:
+        placed: set[str] = set()
+        for rank, c in enumerate(fused):
+            if c.record.id in placed:
                 continue
-            placed.add(row)
-            out.append(to_memory(corpus.records[row], score, "+".join(names), self.counter, r.max_memory_tokens))
+            placed.add(c.record.id)
+            out.append(to_memory(c.record, c.score, "+".join(c.steps), self.counter, r.max_memory_tokens))
             if rank < r.neighbour_hits:
-                for n in steps.neighbours(corpus, row, allowed):
-                    if n not in placed:
-                        placed.add(n)
+                for seq in steps.neighbour_seqs(c.record, session_id):
+                    n = by_seq.get(seq)
+                    if n is not None and n.id not in placed and steps.completes_exchange(c.record, n):
+                        placed.add(n.id)
                         # just below its hit, so it is packed right after it when there is room
-                        out.append(to_memory(corpus.records[n], score * 0.999, "neighbour", self.counter, r.max_memory_tokens))
+                        out.append(to_memory(n, c.score * 0.999, "neighbour", self.counter, r.max_memory_tokens))
         out.sort(key=lambda m: -m.score)
         return out
 
@@ -218,8 +242,3 @@ def _reference_time(state: WindowState | None) -> datetime:
         if stamps:
             return max(stamps)
     return datetime.now(timezone.utc)
-
-
-def _unit(scores: np.ndarray) -> np.ndarray:
-    top = float(scores.max()) if scores.size else 0.0
-    return scores / top if top > 0 else scores

@@ -1,19 +1,20 @@
-"""The named steps of hybrid retrieval. Each takes a corpus (plus what it needs) and returns a
-ranking: corpus rows, best first, with the step's own score. Fusion happens elsewhere."""
+"""The named steps of hybrid retrieval, on search hits the engine returned (no corpus in process).
+
+Each candidate step yields a `Ranking` (records, best first, with the step's own score); `rrf_fuse`
+merges rankings; `score_fuse` is the alternative to the engine's own fusion (cosine plus a
+squashed BM25 score); `bridge_names` and `exchange_neighbours` decide the follow-up queries."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from vicw.retrieval.corpus import SessionCorpus
 from vicw.retrieval.packing import strip_prefix
 from vicw.retrieval.query import STOP_WORDS, QueryIntent
+from vicw.vector_store import MemoryRecord
 
 SHORT_REPLY_WORDS = 6
 
@@ -21,74 +22,60 @@ SHORT_REPLY_WORDS = 6
 @dataclass
 class Ranking:
     step: str
-    rows: list[tuple[int, float]]  # (corpus row, step score), best first
+    rows: list[tuple[MemoryRecord, float]] = field(default_factory=list)  # best first
 
     def __len__(self) -> int:
         return len(self.rows)
 
 
-def _top(scores: np.ndarray, allowed: np.ndarray, k: int, floor: float) -> list[tuple[int, float]]:
-    if k <= 0 or scores.size == 0:
-        return []
-    masked = np.where(allowed & (scores > floor), scores, -np.inf)
-    k = min(k, int(np.isfinite(masked).sum()))
-    if k == 0:
-        return []
-    idx = np.argpartition(-masked, k - 1)[:k]
-    idx = idx[np.argsort(-masked[idx], kind="stable")]
-    return [(int(i), float(masked[i])) for i in idx]
+@dataclass
+class Candidate:
+    record: MemoryRecord
+    score: float
+    steps: list[str]
 
 
-def dense_scores(corpus: SessionCorpus, query_vector: Sequence[float]) -> np.ndarray:
-    if corpus.vectors is None or len(corpus) == 0:
-        return np.zeros(len(corpus), dtype=np.float32)
-    # einsum, not `@`: a BLAS matrix-vector product right after an onnxruntime call contends with its
-    # spinning worker threads (~6 ms instead of ~0.2 ms at 1,500 x 384 on 2 cores).
-    return np.einsum("ij,j->i", corpus.vectors, np.asarray(query_vector, dtype=np.float32))
+def ranking(step: str, hits: Iterable[Any]) -> Ranking:
+    """A ranking from engine hits (anything with a `.score` that is a MemoryRecord)."""
+    return Ranking(step, [(h, float(getattr(h, "score", 0.0))) for h in hits])
 
 
-def dense_step(corpus: SessionCorpus, scores: np.ndarray, allowed: np.ndarray, k: int, threshold: float) -> Ranking:
-    """Semantic neighbours of the query (cosine: the vectors are unit length)."""
-    return Ranking("dense", _top(scores, allowed, k, threshold))
+def rrf_fuse(rankings: Sequence[Ranking], weights: dict[str, float], k: int = 60) -> list[Candidate]:
+    """Reciprocal rank fusion: score = sum over steps of weight / (k + rank)."""
+    fused: dict[str, Candidate] = {}
+    for r in rankings:
+        w = weights.get(r.step, 1.0)
+        for rank, (record, _) in enumerate(r.rows, start=1):
+            c = fused.get(record.id)
+            if c is None:
+                c = fused[record.id] = Candidate(record, 0.0, [])
+            c.score += w / (k + rank)
+            c.steps.append(r.step)
+    return sorted(fused.values(), key=lambda c: (-c.score, c.record.id))
 
 
-def dense_step_from_store(corpus: SessionCorpus, store: Any, tenant: str, session_id: str, query_vector: Sequence[float],
-                          allowed: np.ndarray, k: int, threshold: float) -> Ranking:
-    """Dense step when the corpus has no vectors: ask the vector store (always tenant-filtered)."""
-    rows_by_id = {r.id: i for i, r in enumerate(corpus.records)}
-    hits = store.search(tenant, query_vector, session_id=session_id, limit=k * 2, score_threshold=threshold)
-    rows = [(rows_by_id[h.id], h.score) for h in hits if h.id in rows_by_id and allowed[rows_by_id[h.id]]]
-    return Ranking("dense", rows[:k])
+def squash(x: float, scale: float) -> float:
+    """BM25 (0..unbounded) onto 0..1, so it can be added to a cosine."""
+    return 0.0 if x <= 0 else 2.0 / (1.0 + math.exp(-x / scale)) - 1.0
 
 
-def keyword_scores(corpus: SessionCorpus, intent: QueryIntent) -> np.ndarray:
-    if corpus.bm25 is None or not intent.tokens:
-        return np.zeros(len(corpus), dtype=np.float32)
-    return np.asarray(corpus.bm25.get_scores(intent.tokens), dtype=np.float32)
+def score_fuse(dense: Sequence[Any], sparse: Sequence[Any], bm25_scale: float) -> Ranking:
+    """(cosine + squashed BM25) / 2 over the union of both candidate lists. A sparse-only candidate
+    gets the lowest cosine seen (it was not among the dense nearest, so at most that)."""
+    cos = {h.id: float(h.score) for h in dense}
+    kw = {h.id: float(h.score) for h in sparse}
+    floor = min(cos.values(), default=0.0)
+    records = {h.id: h for h in [*dense, *sparse]}
+    scored = [(records[i], (cos.get(i, floor) + squash(kw.get(i, 0.0), bm25_scale)) / 2) for i in records]
+    scored.sort(key=lambda rs: (-rs[1], rs[0].id))
+    return Ranking("hybrid", scored)
 
 
-def keyword_step(corpus: SessionCorpus, intent: QueryIntent, scores: np.ndarray, allowed: np.ndarray, k: int) -> Ranking:
-    """BM25 over the session's archived turns. Rows holding every exact token of the query (numbers,
-    dates, names) come first: "the invoice for 4,250" must find 4250, not a turn about invoices."""
-    if k <= 0 or not np.any(scores > 0):
-        return Ranking("keyword", [])
-    ranked = _top(scores, allowed, max(k * 4, k), 0.0)
-    if intent.exact:
-        wanted = set(intent.exact)
-
-        def exact_hits(row: int) -> int:
-            return len(wanted & corpus.token_sets[row])
-
-        ranked.sort(key=lambda rs: (-exact_hits(rs[0]), -rs[1]))
-    return Ranking("keyword", ranked[:k])
-
-
-def graph_step(corpus: SessionCorpus, graph: Any, tenant: str, session_id: str, intent: QueryIntent,
-               allowed: np.ndarray, k: int) -> Ranking:
-    """Turns that mention the entities the query names (knowledge graph). An entity mentioned
-    everywhere (a speaker) says little about a turn, so each mention is weighted by its rarity."""
+def graph_seqs(graph: Any, tenant: str, session_id: str, intent: QueryIntent, k: int) -> list[tuple[int, float]]:
+    """Turn numbers that mention the entities the query names (knowledge graph), best first. An
+    entity mentioned everywhere (a speaker) says little about a turn: weight by rarity."""
     if graph is None or k <= 0 or not intent.tokens:
-        return Ranking("graph", [])
+        return []
     terms = list(dict.fromkeys([*intent.names, *intent.tokens]))
     hits = graph.related(tenant, session_id, terms, limit=max(k, 10))
     weight: dict[int, float] = {}
@@ -97,76 +84,43 @@ def graph_step(corpus: SessionCorpus, graph: Any, tenant: str, session_id: str, 
         w = hit.score / math.log2(2 + len(seqs))
         for seq in seqs:
             weight[seq] = weight.get(seq, 0.0) + w
-    rows: list[tuple[int, float]] = []
-    for seq, w in sorted(weight.items(), key=lambda sw: (-sw[1], -sw[0])):
-        for row in corpus.turn_rows(seq)[:1]:
-            if allowed[row]:
-                rows.append((row, w))
-        if len(rows) >= k:
-            break
-    return Ranking("graph", rows)
-
-
-def temporal_step(corpus: SessionCorpus, intent: QueryIntent, relevance: np.ndarray, allowed: np.ndarray, k: int) -> Ranking:
-    """When the query names a time ("last week", "in March", a date), the relevant rows of that time."""
-    if intent.time_range is None or k <= 0 or len(corpus) == 0:
-        return Ranking("temporal", [])
-    start, end = (t.timestamp() for t in intent.time_range)
-    inside = (corpus.timestamps >= start) & (corpus.timestamps < end)
-    return Ranking("temporal", _top(relevance, allowed & inside, k, 0.0))
+    return sorted(weight.items(), key=lambda sw: (-sw[1], -sw[0]))[:k]
 
 
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
 
 
-def bridge_names(corpus: SessionCorpus, rows: list[int], intent: QueryIntent) -> list[str]:
+def bridge_names(records: Sequence[MemoryRecord], intent: QueryIntent, speakers: set[str]) -> list[str]:
     """Names in the best hits that the query did not use: the bridge to a second hop
     ("my colleague from Ghent" -> "Ines" -> what Ines recommended)."""
     asked = {n.lower() for n in intent.names} | set(intent.tokens)
-    speakers = corpus.speakers
     out: list[str] = []
-    for row in rows:
-        for name in _NAME.findall(strip_prefix(corpus.records[row])):
+    for record in records:
+        for name in _NAME.findall(strip_prefix(record)):
             key = name.lower()
             if key not in asked and key not in speakers and key not in STOP_WORDS and key not in out:
                 out.append(key)
     return out
 
 
-def hop_step(corpus: SessionCorpus, intent: QueryIntent, first: list[int], allowed: np.ndarray, k: int) -> Ranking:
-    """Second hop: rows that mention a bridge name from the first hits, ranked by BM25 of query + name."""
-    names = bridge_names(corpus, first, intent)
-    if corpus.bm25 is None or not names or k <= 0:
-        return Ranking("hop", [])
-    scores = np.asarray(corpus.bm25.get_scores([*intent.tokens, *names]), dtype=np.float32)
-    mentions = corpus.rows_with_any(names) & allowed
-    mentions[list(first)] = False
-    return Ranking("hop", _top(scores, mentions, k, 0.0))
+def mentions_any(record: MemoryRecord, names: Sequence[str]) -> bool:
+    words = set(re.findall(r"[a-z]+", strip_prefix(record).lower()))
+    return any(n in words for n in names)
 
 
-def rrf_fuse(rankings: list[Ranking], weights: dict[str, float], k: int = 60) -> list[tuple[int, float, list[str]]]:
-    """Reciprocal rank fusion: score(row) = sum over steps of weight / (k + rank). Returns (row, score, steps)."""
-    fused: dict[int, float] = {}
-    steps: dict[int, list[str]] = {}
-    for ranking in rankings:
-        w = weights.get(ranking.step, 1.0)
-        for rank, (row, _) in enumerate(ranking.rows, start=1):
-            fused[row] = fused.get(row, 0.0) + w / (k + rank)
-            steps.setdefault(row, []).append(ranking.step)
-    return sorted(((row, score, steps[row]) for row, score in fused.items()), key=lambda x: (-x[1], x[0]))
-
-
-def neighbours(corpus: SessionCorpus, row: int, allowed: np.ndarray) -> list[int]:
-    """The turn that completes a hit's exchange: the answer to a question, the question an answer
-    replies to, or what a very short reply ("yes, on Friday") was about."""
-    record = corpus.records[row]
-    if record.kind != "conversation" or record.session_id != corpus.session_id:
+def neighbour_seqs(record: MemoryRecord, session_id: str) -> list[int]:
+    """The turn numbers that may complete a hit's exchange (checked by `completes_exchange`)."""
+    if record.kind != "conversation" or record.session_id != session_id:
         return []
-    text = strip_prefix(record).rstrip()
-    out = []
-    if text.endswith("?"):
-        out += corpus.turn_rows(record.seq + 1)[:1]
-    before = corpus.turn_rows(record.seq - 1)[:1]
-    if before and (len(text.split()) <= SHORT_REPLY_WORDS or strip_prefix(corpus.records[before[0]]).rstrip().endswith("?")):
-        out += before
-    return [r for r in out if allowed[r]]
+    return [record.seq - 1, record.seq + 1]
+
+
+def completes_exchange(hit: MemoryRecord, other: MemoryRecord) -> bool:
+    """The answer to a question, the question an answer replies to, or what a very short reply
+    ("yes, on Friday") was about."""
+    text = strip_prefix(hit).rstrip()
+    if other.seq == hit.seq + 1:
+        return text.endswith("?")
+    if other.seq == hit.seq - 1:
+        return len(text.split()) <= SHORT_REPLY_WORDS or strip_prefix(other).rstrip().endswith("?")
+    return False
