@@ -208,6 +208,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         if args.action == "create":
             return _post_admin(args, url, key, "/admin/backups", {"to": args.to, "include_archive": not args.no_archive}, what)
         return _post_admin(args, url, key, "/admin/restores", {"from": args.source, "force": args.force}, what)
+    if target.kind == "environment" and "REDIS_URL" not in os.environ:
+        raise target.missing("REDIS_URL", what)
     target.apply()
     try:
         if args.action == "create":
@@ -350,7 +352,8 @@ def _locate(p: argparse.ArgumentParser) -> None:
     """The options every operator command shares: which stack to act on."""
     p.add_argument("--data-dir", default=None,
                    help="the folder of a running `vicw local` (default: $VICW_DATA_DIR, else .vicw)")
-    p.add_argument("--stack", help="a deployed CloudFormation stack: settings come from its outputs")
+    p.add_argument("--stack", default=os.environ.get("VICW_STACK") or None,
+                   help="a deployed CloudFormation stack: settings come from its outputs (default: $VICW_STACK)")
     p.add_argument("--region", help="the stack's region (default: $AWS_REGION)")
 
 

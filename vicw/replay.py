@@ -175,7 +175,7 @@ def replay_archive(
     replay_id = str(uuid.uuid4())
     total = archive.count(tenant, session_id, since) if progress else None
     bar = None
-    if progress:
+    if progress and total:  # no bar for nothing to do
         try:
             from tqdm import tqdm
 
