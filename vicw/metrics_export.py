@@ -77,6 +77,7 @@ SPECS: dict[str, Spec] = {
     M.AUTH_FAILURES: Spec("counter", "auth_failures", "Requests with a missing or unknown API key"),
     M.MEMORY_UNAVAILABLE: Spec("counter", "memory_unavailable", "Chat turns answered without long-term memory (retrieval failed)"),
     M.TURNS_QUARANTINED: Spec("counter", "cold_path_turns_quarantined", "Turns the cold path could not process and left out of their job (logged with traceback)"),
+    M.STREAMS_ABANDONED: Spec("counter", "streams_abandoned", "Streamed replies cut off by a client disconnect (not stored)"),
 }
 # Read at scrape time by LiveCollector, never pushed through add_metric.
 SCRAPED = {M.DLQ_DEPTH: "dlq_depth", M.OUTBOX_PENDING: "outbox_pending"}

@@ -109,3 +109,4 @@ class M:
     AUTH_FAILURES = "AuthFailures"
     MEMORY_UNAVAILABLE = "MemoryUnavailable"  # a chat turn answered without long-term memory
     TURNS_QUARANTINED = "TurnsQuarantined"  # cold-path turns that could not be processed and were left out
+    STREAMS_ABANDONED = "StreamsAbandoned"  # a streaming client left mid-reply; generation stopped

@@ -7,7 +7,8 @@
 
 Replies are taken from the script queue in order; when it is empty the default responder answers
 (by default: "ok: <last user message>"). Every request is recorded, so a test can assert exactly
-which messages, temperature or stop sequences the model saw. `usage` is counted with the same
+which messages, temperature or stop sequences the model saw. Requests whose client hung up before the answer
+was complete (a cancelled stream) are also listed in `aborted`. `usage` is counted with the same
 tokenizer and chat framing as the application (cl100k_base), like a real OpenAI endpoint reports it.
 """
 
@@ -125,6 +126,7 @@ class ScriptedServer:
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
+        self.aborted: list[RecordedRequest] = []  # requests whose client hung up before the answer ended
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -178,6 +180,7 @@ class ScriptedServer:
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.aborted.clear()
             self._responder = self.default_responder
 
     @property
@@ -312,8 +315,9 @@ class _OpenAIHandler(ScriptedHandler):
                 self._send_stream(request, reply)
             else:
                 self._send_completion(request, reply)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (e.g. its timeout fired first)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout, or it cancelled)
+            with self.owner._lock:
+                self.owner.aborted.append(request)
 
     def _model(self, request: RecordedRequest) -> str:
         return str((request.body or {}).get("model") or self.owner.model)

@@ -114,3 +114,15 @@ def test_check_reports_the_context_and_its_clamp(model):
     assert info["context_tokens"] == 2560 and info["context_clamped"] is False
     big = embedded.EmbeddedProvider(context_tokens=100_000)
     assert big.check()["context_tokens"] == 8192 and big.check()["context_clamped"] is True
+
+
+def test_closing_a_stream_stops_generation_and_frees_the_model(model):
+    """What a client disconnect does (vicw/api/streaming.py): the model is free at once, not after
+    the rest of the answer was generated for nobody."""
+    stream = model.stream(ask(("user", "Write a long story about the sea."), max_tokens=200))
+    first = [next(stream), next(stream)]
+    assert all(first)
+    assert model._lock.locked()  # generating
+    stream.close()
+    assert not model._lock.locked()
+    assert model.complete(DOG).text  # and it serves the next request

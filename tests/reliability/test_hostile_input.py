@@ -256,3 +256,42 @@ def test_oversized_body_is_refused_before_it_ends(vicw, framing):
                 s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         reply = _read_status(s)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+
+
+# --- a streaming client that hangs up ------------------------------------------------------------
+def test_client_disconnect_mid_stream_stops_generation_and_stores_nothing(api, scripted_llm):
+    from tests.conftest import wait_until
+    from tests.fakes.llm_server import Reply
+
+    sid = "stream-cut"
+    words = " ".join(f"word{i}" for i in range(60))
+    scripted_llm.script(Reply(text=words, chunk_delay=0.2))  # ~12 s if streamed to the end
+    aborted = len(scripted_llm.aborted)
+    body = {"messages": [{"role": "user", "content": "tell me a long story"}], "stream": True}
+    received: list[str] = []
+    with api.stream("POST", "/v1/chat/completions", json=body, headers={"X-Session-Id": sid}) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: {") and '"content": "' in line and "word" in line:
+                received.append(line)
+            if len(received) >= 3:
+                break  # leaving the block closes the connection mid-stream
+    # VICW closes its upstream stream: the LLM server sees its client go away before the end.
+    wait_until(lambda: len(scripted_llm.aborted) > aborted, timeout=60, what="the LLM stream was cancelled")
+    session = api.get(f"/sessions/{sid}").json()
+    assert session["messages"] == 2, session  # system prompt + the user's message; no half reply
+    r = api.post("/chat", json={"session_id": sid, "message": "and now?"})
+    assert r.status_code == 200, r.text
+    assert "word0" not in scripted_llm.chat_requests[-1].prompt_text
+    assert api.get(f"/sessions/{sid}").json()["messages"] == 4
+
+
+def test_a_stream_read_to_the_end_is_stored_once(api, scripted_llm):
+    sid = "stream-full"
+    scripted_llm.script("all of it arrives")
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with api.stream("POST", "/v1/chat/completions", json=body, headers={"X-Session-Id": sid}) as r:
+        text = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                       for line in r.iter_lines() if line.startswith("data: {") and '"choices"' in line)
+    assert text == "all of it arrives"
+    assert api.get(f"/sessions/{sid}").json()["messages"] == 3
