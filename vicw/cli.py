@@ -357,6 +357,12 @@ def _locate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", help="the stack's region (default: $AWS_REGION)")
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from vicw.mcp_stdio import main
+
+    return main(args.url, args.key_file)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vicw", description="Virtual Infinite Context Window")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -426,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _locate(p)
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("mcp", help="serve VICW's memory tools to a local MCP client over stdio")
+    p.add_argument("--url", help="the running VICW (default: $VICW_URL, then http://127.0.0.1:8000)")
+    p.add_argument("--key-file", help="file holding the API key (default: $VICW_API_KEY_FILE, then $VICW_API_KEY, "
+                                      "then the local development key)")
+    p.set_defaults(func=cmd_mcp)
     return parser
 
 

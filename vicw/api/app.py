@@ -12,8 +12,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vicw import container
 from vicw.api import schemas as s
+from vicw.api import service
 from vicw.api.json_body import CheckedJSONRoute
 from vicw.api.limits import BodyLimits, BodySizeLimit
+from vicw.api.service import ApiError, DependencyUnavailable, check_message_chars  # ApiError: also imported from here
 from vicw.auth import AuthError
 from vicw.config import SettingsError
 from vicw.conversation import IncomingMessage, TurnResult
@@ -23,12 +25,6 @@ from vicw.observability import M, logger, metrics
 from vicw.secrets import SecretUnavailable
 from vicw.window import MessageTooLarge
 from vicw.window_store import ConflictRetriesExhausted
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.headers = status, message, kind, headers or {}
 
 
 def error_body(status: int, message: str, kind: str) -> dict:
@@ -81,48 +77,6 @@ def key_table_unavailable(exc: Exception) -> ApiError:
     logger.warning("API key table unavailable", exc_info=True)
     return ApiError(503, f"the API key table could not be loaded ({reason}); retry shortly or ask the operator",
                     "service_unavailable", {"Retry-After": "5"})
-
-
-def check_message_chars(*texts: str) -> None:
-    """MAX_MESSAGE_CHARS: one message's content may not be longer than this many characters."""
-    limit = container.settings().max_message_chars
-    longest = max((len(t) for t in texts), default=0)
-    if longest > limit:
-        raise ApiError(413, f"a message is {longest} characters long, over the limit of {limit} (MAX_MESSAGE_CHARS)",
-                       "message_too_large")
-
-
-def _incoming(messages: list[s.MessageIn]) -> list[IncomingMessage]:
-    return [IncomingMessage(m.role, m.content, m.name, m.timestamp) for m in messages]
-
-
-def session_stats(session_id: str, state) -> s.SessionStats:  # noqa: ANN001 - WindowState | None
-    settings = container.settings()
-    budget = settings.window_budget
-    if state is None:
-        return s.SessionStats(
-            session_id=session_id, messages=0, tokens=0, budget=budget, pressure=0.0, offloaded_jobs=0,
-            offloaded_turns=0, offloaded_tokens=0, total_turns=0, total_tokens=0,
-            max_context_tokens=settings.max_context_tokens,
-        )
-    from vicw.window import window_tokens
-
-    tokens = window_tokens(state.turns)
-    return s.SessionStats(
-        session_id=session_id,
-        messages=len(state.turns),
-        tokens=tokens,
-        budget=budget,
-        pressure=round(tokens / budget, 4),
-        offloaded_jobs=state.offloaded_jobs,
-        offloaded_turns=state.offloaded_turns,
-        offloaded_tokens=state.offloaded_tokens,
-        total_turns=state.total_turns,
-        total_tokens=state.total_tokens,
-        max_context_tokens=settings.max_context_tokens,
-        created_at=state.created_at,
-        updated_at=state.updated_at,
-    )
 
 
 def _rate_limiter(settings):  # noqa: ANN001, ANN202 - Settings -> RateLimiter | None
@@ -194,6 +148,10 @@ def create_app() -> FastAPI:
         logger.error("dependency configuration unavailable", extra={"error": str(exc)})
         return JSONResponse(error_body(503, f"service misconfigured or unreachable: {exc}", "service_unavailable"), 503)
 
+    @app.exception_handler(DependencyUnavailable)
+    async def _dependency_down(_: Request, exc: DependencyUnavailable) -> JSONResponse:
+        return JSONResponse(error_body(503, str(exc), "service_unavailable"), 503, headers={"Retry-After": "1"})
+
     @app.exception_handler(ConflictRetriesExhausted)
     async def _busy(_: Request, exc: ConflictRetriesExhausted) -> JSONResponse:
         return JSONResponse(error_body(503, str(exc), "service_unavailable"), 503, headers={"Retry-After": "1"})
@@ -223,32 +181,23 @@ def create_app() -> FastAPI:
     # --- sessions ------------------------------------------------------------------------------
     @app.post("/sessions/{session_id}/messages", response_model=s.AppendMessagesResponse, tags=["sessions"])
     def append_messages(session_id: s.SessionId, body: s.AppendMessagesRequest, tenant: Tenant) -> s.AppendMessagesResponse:
-        check_message_chars(*(m.content for m in body.messages))
-        limit = container.settings().max_messages_per_request
-        if len(body.messages) > limit:
-            raise ApiError(413, f"too many messages in one request: {len(body.messages)} > {limit} (MAX_MESSAGES_PER_REQUEST)")
-        system = [m.content for m in body.messages if m.role == "system"]
-        rest = [m for m in body.messages if m.role != "system"]
-        try:
-            result = container.conversation().record(tenant, session_id, _incoming(rest), system_prompt=system[-1] if system else None)
-        except ValueError as exc:
-            if isinstance(exc, MessageTooLarge):
-                raise
-            raise ApiError(422, str(exc)) from None
-        return s.AppendMessagesResponse(
-            session_id=session_id, appended=len(rest), offload_jobs=len(result.jobs),
-            tokens=result.state.tokens, budget=container.settings().window_budget,
-        )
+        return service.append_messages(tenant, session_id, body)
 
     @app.get("/sessions/{session_id}", response_model=s.SessionStats, tags=["sessions"])
     def get_session(session_id: s.SessionId, tenant: Tenant) -> s.SessionStats:
-        return session_stats(session_id, container.window_store().load(tenant, session_id))
+        return service.get_session(tenant, session_id)
+
+    @app.get("/sessions/{session_id}/state", response_model=s.StateResponse, tags=["sessions"])
+    def session_state(session_id: s.SessionId, tenant: Tenant) -> s.StateResponse:
+        return service.list_state(tenant, session_id)
+
+    @app.post("/search", response_model=s.SearchResponse, tags=["sessions"])
+    def search(body: s.SearchRequest, tenant: Tenant) -> s.SearchResponse:
+        return service.search_memory(tenant, body)
 
     @app.delete("/sessions/{session_id}", tags=["sessions"])
     def delete_session(session_id: s.SessionId, tenant: Tenant) -> dict:
-        from vicw.forget import forget_session
-
-        return forget_session(tenant, session_id)
+        return service.forget_session(tenant, session_id)
 
     @app.post("/reset", tags=["sessions"])
     def reset(body: s.ResetRequest, tenant: Tenant) -> dict:
@@ -257,19 +206,7 @@ def create_app() -> FastAPI:
 
     @app.post("/sessions/{session_id}/context", response_model=s.ContextResponse, tags=["sessions"])
     def context_preview(session_id: s.SessionId, body: s.ContextRequest, tenant: Tenant) -> s.ContextResponse:
-        check_message_chars(body.query)
-        plan = container.conversation().preview(tenant, session_id, body.query)
-        return s.ContextResponse(
-            session_id=session_id,
-            messages=plan.messages,
-            prompt_tokens=plan.prompt_tokens,
-            budget=plan.budget,
-            memories=[
-                s.MemoryOut(id=m.id, text=m.text, score=m.score, source=m.source, turn_ids=m.turn_ids,
-                            timestamp=m.timestamp, session_id=m.session_id)
-                for m in plan.memories
-            ],
-        )
+        return service.context_preview(tenant, session_id, body)
 
     # --- operations ----------------------------------------------------------------------------
     @app.get("/health", tags=["ops"])
@@ -287,6 +224,9 @@ def create_app() -> FastAPI:
 
         return collect_stats(tenant, admin=is_admin(tenant, container.settings().vicw_admin_tenants))
 
+    # MCP (streamable HTTP, stateless): the SDK is imported on the first /mcp request only.
+    app.router.add_route("/mcp", LazyMcpEndpoint(), methods=["GET", "POST", "DELETE"], include_in_schema=False)
+
     from vicw.api.ops import router as ops_router
 
     app.include_router(ops_router)
@@ -297,6 +237,20 @@ def create_app() -> FastAPI:
 
     app.include_router(ingest_router)
     return app
+
+
+class LazyMcpEndpoint:
+    """/mcp, built on first use so the other routes' cold starts do not pay for importing the MCP SDK."""
+
+    def __init__(self) -> None:
+        self._endpoint = None
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+        if self._endpoint is None:
+            from vicw.api.mcp_server import McpEndpoint
+
+            self._endpoint = McpEndpoint()
+        await self._endpoint(scope, receive, send)
 
 
 def _chat_response(session_id: str, result: TurnResult) -> s.ChatResponse:

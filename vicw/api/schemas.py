@@ -129,6 +129,53 @@ class ContextResponse(BaseModel):
     memories: list[MemoryOut]
 
 
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, description="What to look for, in plain words (a question or a few keywords).")
+    session_id: SessionId | None = Field(
+        None, description="Search this session's memory only; leave out to search every session of the caller.")
+    limit: int = Field(10, ge=1, le=50, description="At most this many memories (1-50).")
+
+    _check_query = field_validator("query")(_non_blank)
+
+
+class MemoryHit(BaseModel):
+    id: str
+    text: str
+    date: datetime | None
+    speaker: str | None
+    score: float
+    source: str  # how it was found: dense, keyword, graph, temporal, neighbour (or several, joined by "+")
+    session_id: str | None  # None for a document shared by the whole tenant
+    turn_ids: list[str]
+
+
+class SearchResponse(BaseModel):
+    query: str
+    session_id: str | None
+    memories: list[MemoryHit]
+    note: str | None = None
+
+
+class StateItemOut(BaseModel):
+    kind: Literal["goal", "task", "decision", "fact"]
+    status: str
+    text: str
+    subject: str | None = None
+    dates: list[str] = []
+    amounts: list[str] = []
+    turn_seqs: list[int] = []
+    updated_at: datetime | None = None
+
+
+class StateResponse(BaseModel):
+    session_id: str
+    active: list[StateItemOut]
+    completed: list[StateItemOut]
+    note: str | None = None
+
+
 # --- OpenAI-compatible ---------------------------------------------------------------------------
 class ContentPart(BaseModel):
     """One part of an OpenAI message's content list. Text parts must carry a string `text`;
