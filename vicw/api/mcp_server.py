@@ -70,8 +70,8 @@ def build_server() -> MCPServer:
         source (how it was found: dense = meaning, keyword = exact words, graph = related entities,
         neighbour = the turn next to a hit). With session_id it uses the same hybrid retrieval that
         builds the prompt, and skips turns still in the session's live window (get_context shows
-        those); without session_id it runs a semantic search over all your sessions and shared
-        documents. Memories appear only after the background worker has stored them, a few seconds
+        those); without session_id it runs one search (meaning and exact words) over all your
+        sessions and shared documents. Memories appear only after the background worker has stored them, a few seconds
         after they leave the window. An empty list means nothing relevant was found."""
         return _call(ctx, "search_memory", lambda tenant: service.search_memory(
             tenant, s.SearchRequest(query=query, session_id=session_id, limit=limit)))

@@ -157,7 +157,7 @@ def context_preview(tenant: str, session_id: str, body: s.ContextRequest) -> s.C
 
 def search_memory(tenant: str, body: s.SearchRequest) -> s.SearchResponse:
     """Long-term memory matching a query: one session's (the same retrieval the prompt uses), or,
-    without a session, a semantic search over every session and shared document of the tenant."""
+    without a session, one hybrid search over every session and shared document of the tenant."""
     check_message_chars(body.query)
     if body.session_id is not None:
         return _search_session(tenant, body.session_id, body.query, body.limit)
@@ -180,13 +180,19 @@ def _search_session(tenant: str, session_id: str, query: str, limit: int) -> s.S
 
 
 def _search_tenant(tenant: str, query: str, limit: int) -> s.SearchResponse:
+    from vicw.vector_store import MemoryQuery
+
+    settings = container.settings()
     with dependencies():
         vectors = container.vector_store()
-        if vectors is None or not container.settings().rag_enabled:
+        if vectors is None or not settings.rag_enabled:
             return s.SearchResponse(query=query, session_id=None, memories=[], note=_NO_MEMORY)
-        vector = container.embedder().embed_one(query)
-        found = vectors.search(tenant, vector, session_id=None, limit=limit,
-                               score_threshold=container.settings().rag_score_threshold)
+        # One hybrid engine query (meaning + exact words) scoped to the tenant, every session.
+        q = MemoryQuery(tenant, None, dense=container.embedder().embed_one(query), text=query, limit=limit,
+                        prefetch_limit=max(settings.rag_prefetch_limit, limit),
+                        fusion=settings.rag_fusion if settings.rag_fusion != "score" else "rrf",
+                        dense_threshold=settings.rag_score_threshold)
+        found = vectors.query([q])[0]
     hits = []
     for h in found:
         if h.tenant != tenant:  # never trust a filter with another tenant's data
@@ -195,7 +201,8 @@ def _search_tenant(tenant: str, query: str, limit: int) -> s.SearchResponse:
         hits.append(s.MemoryHit(
             id=f"{where}#{h.seq}" + (f".{h.part}" if h.parts > 1 else ""), text=h.text,
             date=datetime.fromisoformat(h.iso) if h.iso else datetime.fromtimestamp(h.timestamp, timezone.utc),
-            speaker=h.speaker, score=round(h.score, 6), source="dense", session_id=h.session_id, turn_ids=[h.turn_id],
+            speaker=h.speaker, score=round(h.score, 6), source="dense+keyword", session_id=h.session_id,
+            turn_ids=[h.turn_id],
         ))
     return s.SearchResponse(query=query, session_id=None, memories=hits)
 
