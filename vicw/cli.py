@@ -208,7 +208,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         if args.action == "create":
             return _post_admin(args, url, key, "/admin/backups", {"to": args.to, "include_archive": not args.no_archive}, what)
         return _post_admin(args, url, key, "/admin/restores", {"from": args.source, "force": args.force}, what)
-    if target.kind == "environment" and "REDIS_URL" not in os.environ:
+    if target.kind == "environment" and not ({"REDIS_URL", "REDIS_URL_SECRET"} & set(os.environ)):
         raise target.missing("REDIS_URL", what)
     target.apply()
     try:

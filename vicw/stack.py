@@ -3,8 +3,9 @@
 One rule for every operator command (`status`, `ingest`, `replay`, `backup`, `config show`):
 
 1. `--stack NAME [--region R]`: a deployed stack. Queue URLs, topic, buckets and store settings
-   come from the CloudFormation stack's Outputs; the Redis URL from the SSM parameter or Secrets
-   Manager secret named by the stack's `RedisUrlSecret` parameter.
+   come from the CloudFormation stack's Outputs, among them `RedisUrlSecret`: the name of the SSM
+   parameter or Secrets Manager secret holding the Redis URL, read at run time exactly as the
+   functions read it (vicw/container.py), so the URL itself never passes through the command.
 2. otherwise a running `vicw local`, found through the connection file in `--data-dir`
    (default `$VICW_DATA_DIR`, else `.vicw`, the same default as `vicw local`);
 3. otherwise the environment, as the Lambda functions read it (`OFFLOAD_QUEUE_URL`, ...).
@@ -32,12 +33,12 @@ STACK_OUTPUTS: dict[str, str] = {
     "ArchiveBucketName": "ARCHIVE_BUCKET",
     "BackupUrl": "VICW_BACKUP_URL",
     "ApiKeysParameterName": "VICW_API_KEYS_PARAMETER",
+    "RedisUrlSecret": "REDIS_URL_SECRET",
 }
 # One output holding the store settings taken from template parameters, as a JSON object
 # (several may be empty: optional stores are switched off by an empty parameter).
 STORE_SETTINGS_OUTPUT = "StoreSettings"
 API_URL_OUTPUT = "ApiUrl"
-REDIS_PARAMETER = "RedisUrlSecret"  # a template parameter naming the SSM parameter / secret that holds the URL
 
 DEFAULT_DATA_DIR = ".vicw"
 
@@ -140,32 +141,4 @@ def from_stack(name: str, region: str | None = None) -> Target:
         except ValueError:
             raise TargetError(f"stack {name}: output {STORE_SETTINGS_OUTPUT} is not JSON") from None
         env.update({str(k): str(v) for k, v in stored.items() if v not in (None, "")})
-    params = {p["ParameterKey"]: p for p in info.get("Parameters", [])}
-    redis = params.get(REDIS_PARAMETER)
-    if redis:
-        env["REDIS_URL"] = _redis_url(redis, region)
     return Target("stack", f"stack {name} ({region})", env=env, url=outputs.get(API_URL_OUTPUT))
-
-
-def _redis_url(param: dict, region: str) -> str:
-    """The stack's RedisUrlSecret parameter names an SSM parameter ("/...") or a Secrets Manager
-    secret; read its value (the functions do the same at run time, vicw/secrets.py)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from vicw.aws import client
-
-    value = str(param.get("ParameterValue") or "")
-    if "://" in value:  # passed as a plain URL
-        return value
-    resolved = param.get("ResolvedValue")
-    if resolved:
-        return str(resolved)
-    kind = "SSM parameter" if value.startswith("/") else "secret"
-    try:
-        if value.startswith("/"):
-            return client("ssm", region).get_parameter(Name=value, WithDecryption=True)["Parameter"]["Value"]
-        return client("secretsmanager", region).get_secret_value(SecretId=value)["SecretString"]
-    except (ClientError, BotoCoreError, KeyError) as exc:
-        raise TargetError(f"cannot read the Redis URL from {kind} {value}: {type(exc).__name__}; "
-                          "export REDIS_URL instead") from None
-

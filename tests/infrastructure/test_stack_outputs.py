@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import patched_env
 from vicw.cli import main
-from vicw.stack import API_URL_OUTPUT, REDIS_PARAMETER, STACK_OUTPUTS, STORE_SETTINGS_OUTPUT, mask_url
+from vicw.stack import API_URL_OUTPUT, STACK_OUTPUTS, STORE_SETTINGS_OUTPUT, mask_url
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -31,7 +31,7 @@ STACK = "vicw-ops-test"
 NEEDED = {
     "replay dlq": ("OFFLOAD_QUEUE_URL", "OFFLOAD_DLQ_URL", "GRAPH_QUEUE_URL", "GRAPH_DLQ_URL"),
     "replay archive": ("ARCHIVE_BUCKET", "OFFLOAD_QUEUE_URL", "GRAPH_QUEUE_URL"),
-    "backup create|restore": ("REDIS_URL", "QDRANT_URL", "QDRANT_COLLECTION", "QDRANT_API_KEY_SECRET", "GRAPH_BACKEND",
+    "backup create|restore": ("REDIS_URL_SECRET", "QDRANT_URL", "QDRANT_COLLECTION", "QDRANT_API_KEY_SECRET", "GRAPH_BACKEND",
                               "NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD_SECRET", "EMBEDDING_MODEL", "EMBEDDING_DIM",
                               "VICW_BACKUP_URL", "ARCHIVE_BUCKET"),
     "status, ingest": ("VICW_API_KEYS_PARAMETER",),  # plus the ApiUrl output, checked below
@@ -59,11 +59,10 @@ def _store_settings(expr: dict) -> dict[str, object]:
 
 
 def _provided(template: dict) -> dict[str, object]:
-    """Setting -> the CloudFormation expression a stack gives for it (outputs, and the RedisUrl parameter)."""
+    """Setting -> the CloudFormation expression a stack's outputs give for it."""
     outputs = template["Outputs"]
     provided = {setting: outputs[key]["Value"] for key, setting in STACK_OUTPUTS.items()}
     provided.update(_store_settings(outputs[STORE_SETTINGS_OUTPUT]["Value"]))
-    provided["REDIS_URL"] = {"Ref": REDIS_PARAMETER}
     return provided
 
 
@@ -79,7 +78,7 @@ def test_translated_outputs_give_every_value_the_commands_need(translated):
             assert users, f"no function reads {setting}"
             for fn, value in users.items():  # same expression as the function gets -> same value deployed
                 assert value == provided[setting], f"{setting}: output {provided[setting]} != {fn}'s {value}"
-    assert translated["Parameters"][REDIS_PARAMETER]["Type"].startswith("AWS::SSM::Parameter::Value")
+    assert all(env.get("REDIS_URL", "") == "" for env in envs.values())  # the URL only ever comes from the secret
     api = json.dumps(translated["Outputs"][API_URL_OUTPUT]["Value"])
     assert "HttpApi" in api and "DomainName" in api
 
@@ -122,7 +121,6 @@ def crafted_stack_template(translated: dict) -> dict:
     names, conditions = _refs(outputs)
     for cond in list(conditions):
         names |= _refs(translated["Conditions"][cond])[0]
-    names.add(REDIS_PARAMETER)
     resources = {}
     for name in names & set(translated["Resources"]):
         kind = translated["Resources"][name]["Type"]
@@ -142,8 +140,8 @@ def crafted_stack_template(translated: dict) -> dict:
 def stack(translated, moto_endpoint, redis_url):
     from vicw.aws import client
 
-    redis_name = translated["Parameters"][REDIS_PARAMETER]["Default"]
-    client("ssm", REGION).put_parameter(Name=redis_name, Value=redis_url, Type="String", Overwrite=True)
+    redis_name = translated["Parameters"]["RedisUrlSecret"]["Default"]
+    client("ssm", REGION).put_parameter(Name=redis_name, Value=redis_url, Type="SecureString", Overwrite=True)
     cfn = client("cloudformation", REGION)
     cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(crafted_stack_template(translated)))
     info = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
@@ -173,7 +171,7 @@ def clean_env(moto_endpoint):
     container.reset()
 
 
-def test_config_show_reads_every_value_from_the_stack(stack, clean_env, capsys, redis_url):
+def test_config_show_reads_every_value_from_the_stack(stack, clean_env, capsys):
     assert main(["config", "show", "--json", "--stack", STACK, "--region", REGION]) == 0
     shown = json.loads(capsys.readouterr().out)
     for key, setting in STACK_OUTPUTS.items():
@@ -182,7 +180,7 @@ def test_config_show_reads_every_value_from_the_stack(stack, clean_env, capsys, 
     store = json.loads(stack[STORE_SETTINGS_OUTPUT])
     assert shown["GRAPH_BACKEND"]["value"] == store["GRAPH_BACKEND"] == "none"
     assert shown["EMBEDDING_MODEL"]["value"] == store["EMBEDDING_MODEL"]
-    assert shown["REDIS_URL"]["value"] == redis_url  # read from the SSM parameter the stack names
+    assert shown["REDIS_URL_SECRET"]["value"] == stack["RedisUrlSecret"] == "/vicw/dev/redis-url"
     assert stack["BackupUrl"].startswith("s3://") and stack["BackupUrl"].endswith("/nightly")
 
 
