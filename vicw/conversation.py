@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 from vicw.llm.base import CompletionRequest, LLMNotConfigured
 from vicw.models import OffloadJob, WindowState, as_utc, render_content, utcnow
 from vicw.observability import M, logger, metrics
-from vicw.prompt import Memory, PromptPlan, build_prompt
+from vicw.prompt import MEMORY_OK, Memory, MemoryStatus, PromptPlan, build_prompt
+from vicw.redaction import mask_credentials
 from vicw.tokens import REPLY_PRIMING
 from vicw.window import NewTurn, WindowPolicy, append_turns, clear_window, message_digest
 
@@ -183,16 +184,46 @@ class Conversation:
         started = time.perf_counter()
         memories: list[Memory] = []
         blocks: list[str] = []
-        if use_rag and self.settings.rag_enabled and self.memory is not None and query:
+        status = self._memory_off(use_rag, query)
+        if status is None and self.memory is not None:
+            # Long-term memory is an enhancement: a store or model outage must not fail the chat, but
+            # it must never pass unnoticed either (response field, metric, WARNING with traceback).
+            status = MEMORY_OK
             try:
                 memories = self.memory.retrieve(tenant, session_id, query, state)
+            except Exception as exc:  # noqa: BLE001
+                status = self._memory_failed("retrieval", exc, tenant, session_id)
+            try:
                 blocks = self.memory.extra_blocks(tenant, session_id, state)
-            except Exception as exc:  # retrieval is an enhancement: a store outage must not fail the chat
-                logger.warning("retrieval failed; answering from the live window", extra={"error": type(exc).__name__})
+            except Exception as exc:  # noqa: BLE001
+                failed = self._memory_failed("conversation state", exc, tenant, session_id)
+                status = (MemoryStatus("degraded", failed.reason) if status.status == "ok"
+                          else MemoryStatus("unavailable", f"{status.reason}; {failed.reason}"))
+            if status.status != "ok":
                 metrics.add_metric(name=M.MEMORY_UNAVAILABLE, unit="Count", value=1)
         retrieval_ms = (time.perf_counter() - started) * 1000
         plan = build_prompt(state, self.counter, self.policy.budget, memories, self.settings.memory_token_budget, blocks)
+        plan.memory = status or MEMORY_OK
         return plan, retrieval_ms
+
+    def _memory_off(self, use_rag: bool, query: str) -> MemoryStatus | None:
+        """Why long-term memory is not consulted for this turn (None: it is)."""
+        if not use_rag:
+            return MemoryStatus("off", "use_rag is false in this request")
+        if not self.settings.rag_enabled:
+            return MemoryStatus("off", "RAG_ENABLED is false")
+        if self.memory is None:
+            return MemoryStatus("off", "no vector store is configured (QDRANT_URL or QDRANT_PATH)")
+        if not query:
+            return MemoryStatus("off", "no user message to search for")
+        return None
+
+    def _memory_failed(self, what: str, exc: Exception, tenant: str, session_id: str) -> MemoryStatus:
+        detail = mask_credentials(" ".join(str(exc).split()))[:300]
+        reason = f"{what} failed: {type(exc).__name__}" + (f": {detail}" if detail else "")
+        logger.warning(f"long-term memory unavailable for this turn ({reason}); answering from the live window",
+                       exc_info=exc, extra={"stage": what, "error": type(exc).__name__, "tenant": tenant, "session_id": session_id})
+        return MemoryStatus("unavailable", reason)
 
     def preview(self, tenant: str, session_id: str, query: str) -> PromptPlan:
         """The exact prompt the LLM would get for `query`, without changing the session."""

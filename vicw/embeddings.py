@@ -123,6 +123,7 @@ class Embedder:
         self._model: Any = None
         self._lock = threading.Lock()
         self.load_seconds: float | None = None
+        self.load_error: str | None = None  # why the last load failed (reported by /health)
 
     def _load(self) -> Any:
         if self._model is not None:
@@ -130,28 +131,53 @@ class Embedder:
         with self._lock:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                from fastembed import TextEmbedding  # heavy import: only when the model is needed
-
-                started = time.perf_counter()
-                root = cache_root()
-                root.mkdir(parents=True, exist_ok=True)
-                kwargs: dict[str, Any] = {"cache_dir": str(root), "threads": self.threads}
-                if self.model_name == MINILM:
-                    kwargs["specific_model_path"] = str(minilm_model_dir(root))
                 try:
-                    model = TextEmbedding(self.model_name, **kwargs)
-                except Exception as exc:  # fastembed raises plain ValueError/OSError for missing files
-                    raise EmbeddingModelMissing(
-                        f"cannot load embedding model {self.model_name!r} offline from {root}: {exc}"
-                    ) from exc
-                probe = next(iter(model.embed(["dimension probe"])))
-                if len(probe) != self.dim:
-                    raise ValueError(
-                        f"EMBEDDING_DIM={self.dim} but model {self.model_name!r} produces {len(probe)}-dim vectors"
-                    )
-                self.load_seconds = time.perf_counter() - started
+                    model = self._build()
+                except Exception as exc:
+                    self.load_error = f"{type(exc).__name__}: {exc}"
+                    raise
+                self.load_error = None
                 self._model = model
         return self._model
+
+    def _build(self) -> Any:
+        from fastembed import TextEmbedding  # heavy import: only when the model is needed
+
+        started = time.perf_counter()
+        root = cache_root()
+        root.mkdir(parents=True, exist_ok=True)
+        kwargs: dict[str, Any] = {"cache_dir": str(root), "threads": self.threads}
+        if self.model_name == MINILM:
+            kwargs["specific_model_path"] = str(minilm_model_dir(root))
+        try:
+            model = TextEmbedding(self.model_name, **kwargs)
+        except Exception as exc:  # fastembed raises plain ValueError/OSError for missing files
+            raise EmbeddingModelMissing(
+                f"cannot load embedding model {self.model_name!r} offline from {root}: {exc}"
+            ) from exc
+        probe = next(iter(model.embed(["dimension probe"])))
+        if len(probe) != self.dim:
+            raise ValueError(
+                f"EMBEDDING_DIM={self.dim} but model {self.model_name!r} produces {len(probe)}-dim vectors"
+            )
+        self.load_seconds = time.perf_counter() - started
+        return model
+
+    def check(self) -> dict[str, Any]:
+        """Cheap health information: loaded, or loadable (runtime installed, model files in place),
+        without paying for the load itself. Raises when the model cannot load."""
+        if self._model is not None:
+            return {"model": self.model_name, "loaded": True}
+        for package in ("fastembed", "onnxruntime"):
+            if importlib.util.find_spec(package) is None:
+                raise EmbeddingModelMissing(f"package {package!r} is not installed")
+        if self.model_name == MINILM:
+            root = cache_root()
+            root.mkdir(parents=True, exist_ok=True)
+            minilm_model_dir(root)  # every file present (raises EmbeddingModelMissing otherwise)
+        if self.load_error is not None:
+            raise EmbeddingModelMissing(f"the last load failed: {self.load_error}")
+        return {"model": self.model_name, "loaded": False}
 
     def warm_up(self) -> None:
         self._load()

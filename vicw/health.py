@@ -16,6 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from vicw import container
 from vicw.queues import queue_depths
+from vicw.redaction import mask_credentials
 
 CHECK_TIMEOUT_S = 2.0
 _pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="health")
@@ -30,7 +31,7 @@ def _timed(check: Callable[[], dict | None]) -> dict:
     except FutureTimeout:
         return {"status": "error", "error": f"no answer within {CHECK_TIMEOUT_S}s"}
     except Exception as exc:  # a failing dependency is reported, never raised
-        return {"status": "error", "error": type(exc).__name__}
+        return {"status": "error", "error": type(exc).__name__, "detail": mask_credentials(" ".join(str(exc).split()))[:300]}
     return {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 1), **info}
 
 
@@ -68,6 +69,11 @@ def _vectors() -> dict:
     return {}
 
 
+def _embedder() -> dict:
+    """The embedding model: the cold path needs it for every turn, retrieval for every query."""
+    return container.embedder().check()
+
+
 def _graph() -> dict:
     store = container.graph_store()
     if store is None:
@@ -77,7 +83,7 @@ def _graph() -> dict:
 
 
 CHECKS: dict[str, Callable[[], dict | None]] = {
-    "redis": _redis, "queue": _queue, "llm": _llm, "vectors": _vectors, "graph": _graph,
+    "redis": _redis, "queue": _queue, "llm": _llm, "vectors": _vectors, "graph": _graph, "embedder": _embedder,
 }
 
 

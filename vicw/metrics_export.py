@@ -75,7 +75,7 @@ SPECS: dict[str, Spec] = {
     M.EMBEDDING_LATENCY_MS: _ms("embedding_latency_seconds", "Embedding one offload job's chunks"),
     M.RATE_LIMITED: Spec("counter", "rate_limited", "Requests refused by the rate limiter"),
     M.AUTH_FAILURES: Spec("counter", "auth_failures", "Requests with a missing or unknown API key"),
-    M.MEMORY_UNAVAILABLE: Spec("counter", "memory_unavailable", "Chat turns answered without long-term memory (retrieval failed)"),
+    M.MEMORY_UNAVAILABLE: Spec("counter", "memory_unavailable", "Turns answered without (part of) long-term memory: retrieval, a store or the model failed"),
     M.TURNS_QUARANTINED: Spec("counter", "cold_path_turns_quarantined", "Turns the cold path could not process and left out of their job (logged with traceback)"),
     M.STREAMS_ABANDONED: Spec("counter", "streams_abandoned", "Streamed replies cut off by a client disconnect (not stored)"),
 }

@@ -107,6 +107,6 @@ class M:
     OUTBOX_PENDING = "OutboxPending"
     RATE_LIMITED = "RateLimited"
     AUTH_FAILURES = "AuthFailures"
-    MEMORY_UNAVAILABLE = "MemoryUnavailable"  # a chat turn answered without long-term memory
+    MEMORY_UNAVAILABLE = "MemoryUnavailable"  # a turn answered without (part of) long-term memory: a store or the model failed
     TURNS_QUARANTINED = "TurnsQuarantined"  # cold-path turns that could not be processed and were left out
     STREAMS_ABANDONED = "StreamsAbandoned"  # a streaming client left mid-reply; generation stopped

@@ -74,6 +74,24 @@ class Memory:
         return f"[memory {one_line(self.id)} | {when} | {who}] {neutralise(self.text)}"
 
 
+@dataclass(frozen=True)
+class MemoryStatus:
+    """Whether long-term memory took part in a prompt, and if not, why (shown in every answer).
+
+    ok: retrieval ran (it may have found nothing); degraded: part of it failed (the reason says
+    which), the rest was used; unavailable: it failed, the answer comes from the live window only;
+    off: not asked for, or not configured."""
+
+    status: str
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"status": self.status, "reason": self.reason}
+
+
+MEMORY_OK = MemoryStatus("ok")
+
+
 @dataclass
 class PromptPlan:
     messages: list[dict[str, str]]
@@ -82,6 +100,7 @@ class PromptPlan:
     memories: list[Memory]
     extra_blocks: list[str] = field(default_factory=list)
     data_index: int | None = None  # where the quoted data message sits in `messages`
+    memory: MemoryStatus = MEMORY_OK
 
     @property
     def memory_block(self) -> str:

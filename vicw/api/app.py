@@ -264,4 +264,5 @@ def _chat_response(session_id: str, result: TurnResult) -> s.ChatResponse:
         prompt_tokens=result.plan.prompt_tokens,
         tokens_saved=result.tokens_saved,
         offloaded_jobs=len(result.jobs),
+        memory=s.MemoryStatusOut(**result.plan.memory.as_dict()),
     )

@@ -43,6 +43,7 @@ def extension(session_id: str, result: TurnResult) -> dict:
         "prompt_tokens": result.plan.prompt_tokens,
         "tokens_saved": result.tokens_saved,
         "offloaded_jobs": len(result.jobs),
+        "memory": result.plan.memory.as_dict(),
     }
 
 

@@ -62,6 +62,16 @@ class ChatRequest(BaseModel):
     _check_message = field_validator("message")(_non_blank)
 
 
+class MemoryStatusOut(BaseModel):
+    """Whether long-term memory took part in this answer. The same object in /chat, /context and the
+    `vicw` extension of /v1/chat/completions."""
+
+    status: Literal["ok", "degraded", "unavailable", "off"] = Field(
+        description="ok: retrieval ran (it may have found nothing); degraded: part of it failed, the rest was used; "
+                    "unavailable: it failed and the answer comes from the live window only; off: not requested or not configured")
+    reason: str | None = Field(None, description="why, when the status is not ok")
+
+
 class ChatResponse(BaseModel):
     response: str
     session_id: str
@@ -71,6 +81,7 @@ class ChatResponse(BaseModel):
     prompt_tokens: int
     tokens_saved: int
     offloaded_jobs: int
+    memory: MemoryStatusOut
 
 
 class AppendMessagesRequest(BaseModel):
@@ -127,6 +138,7 @@ class ContextResponse(BaseModel):
     prompt_tokens: int
     budget: int
     memories: list[MemoryOut]
+    memory: MemoryStatusOut
 
 
 class SearchRequest(BaseModel):

@@ -152,6 +152,7 @@ def context_preview(tenant: str, session_id: str, body: s.ContextRequest) -> s.C
                         timestamp=m.timestamp, session_id=m.session_id)
             for m in plan.memories
         ],
+        memory=s.MemoryStatusOut(**plan.memory.as_dict()),
     )
 
 
