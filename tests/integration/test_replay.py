@@ -118,3 +118,17 @@ def test_replay_archive_moves_session_counters_past_the_turns_it_brings_back(col
     assert out["sessions_advanced"] == 1
     assert windows.load("acme", "ahead").next_seq == job.last_seq + 1
     assert replay_archive(tenant="acme", session_id="ahead", target="vectors", progress=False)["sessions_advanced"] == 0
+
+
+def test_replay_archive_counts_found_sent_and_skipped(cold_env):
+    archive = cold_env.archive
+    good = make_job(tenant="initech", session_id="s9", texts=["kept"])
+    archive.put(good)
+    # An object under the same session that is not a job (a hand-made upload, a truncated write).
+    bad_key = archive.iter_keys("initech", "s9").__next__().rsplit("/", 1)[0] + "/0000000000001-broken.json"
+    archive.s3.put_object(Bucket=archive.bucket, Key=bad_key, Body=b"{not json")
+    result = replay_archive(tenant="initech", target="graph", progress=False)
+    assert (result["found"], result["jobs"], result["skipped"]) == (2, 1, 1)
+    assert result["sent"] == {"graph": 1} and result["failed"] == {"graph": 0}
+    [msg] = client("sqs").receive_message(QueueUrl=cold_env.graph_url, WaitTimeSeconds=1)["Messages"]
+    assert json.loads(msg["Body"])["job_id"] == good.job_id
