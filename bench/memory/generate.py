@@ -119,7 +119,7 @@ PET_LATER = [
 # paraphrased questions that share none. NATURAL is how often a category asks the natural way (real
 # questions about chat share some words with it far more often for single facts and dates than for
 # inferences or facts spread over sessions).
-NATURAL = {"single-hop": 0.5, "temporal": 0.6, "multi-hop": 0.25, "open-domain": 0.3, "adversarial-distractor": 0.5}
+NATURAL = {"single-hop": 0.6, "temporal": 0.7, "multi-hop": 0.25, "open-domain": 0.3, "adversarial-distractor": 0.5}
 
 # occupation -> (evidence lines, answer); JOB_QUESTIONS are the paraphrases
 JOBS = {
