@@ -19,7 +19,7 @@ from vicw import container
 from vicw.api import schemas as s
 from vicw.conversation import IncomingMessage
 from vicw.graph_store.base import GraphStoreError
-from vicw.models import WindowState
+from vicw.models import WindowState, as_utc
 from vicw.observability import logger
 from vicw.window import MessageTooLarge, window_tokens
 
@@ -201,7 +201,7 @@ def _search_tenant(tenant: str, query: str, limit: int) -> s.SearchResponse:
         where = h.session_id or f"doc:{h.job_id}"
         hits.append(s.MemoryHit(
             id=f"{where}#{h.seq}" + (f".{h.part}" if h.parts > 1 else ""), text=h.text,
-            date=datetime.fromisoformat(h.iso) if h.iso else datetime.fromtimestamp(h.timestamp, timezone.utc),
+            date=as_utc(datetime.fromisoformat(h.iso)) if h.iso else datetime.fromtimestamp(h.timestamp, timezone.utc),
             speaker=h.speaker, score=round(h.score, 6), source="dense+keyword", session_id=h.session_id,
             turn_ids=[h.turn_id],
         ))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from vicw.models import as_utc
 from vicw.prompt import Memory
 from vicw.tokens import TokenCounter
 from vicw.vector_store import MemoryRecord
@@ -18,7 +19,7 @@ def strip_prefix(record: MemoryRecord) -> str:
     """The stored text without the "[date] speaker:" prefix (the citation shows both already)."""
     text = record.text
     if record.speaker and record.iso:
-        when = datetime.fromisoformat(record.iso)
+        when = as_utc(datetime.fromisoformat(record.iso))
         prefix = f"[{when:%Y-%m-%d %H:%M}] {record.speaker}:"
         if text.startswith(prefix):
             return text[len(prefix):].lstrip()
@@ -39,7 +40,8 @@ def to_memory(record: MemoryRecord, score: float, source: str, counter: TokenCou
     text = strip_prefix(record)
     if counter.count_text(text) > max_tokens:
         text = counter.truncate(text, max_tokens - 1) + "…"
-    when = datetime.fromisoformat(record.iso) if record.iso else datetime.fromtimestamp(record.timestamp, timezone.utc)
+    # Points written before timestamps were always aware may hold a naive ISO time: it means UTC.
+    when = as_utc(datetime.fromisoformat(record.iso)) if record.iso else datetime.fromtimestamp(record.timestamp, timezone.utc)
     turn_ids = [record.turn_id] if record.kind == "conversation" else [f"doc:{record.job_id}:{record.turn_id}"]
     return Memory(id=memory_id(record), text=text, score=score, source=source, turn_ids=turn_ids, timestamp=when,
                   speaker=record.speaker, session_id=record.session_id)
