@@ -177,7 +177,8 @@ def warm() -> None:
         try:
             build()
         except Exception as exc:  # a dependency that is down at start is reported by /health later
-            logger.warning("dependency not ready at start", extra={"dependency": build.__name__, "error": type(exc).__name__})
+            logger.warning("dependency not ready at start", exc_info=exc,
+                           extra={"dependency": build.__name__, "error": type(exc).__name__})
 
 
 def reset() -> None:

@@ -212,7 +212,7 @@ class LoopGuard:
             self.boredom.count(tenant, session_id, injected_lines(plan.extra_blocks))
             self.echo.observe(tenant, session_id, text, vector)
         except Exception as exc:  # noqa: BLE001 - bookkeeping must never fail a stored reply
-            logger.warning("loop guard bookkeeping failed", extra={"error": type(exc).__name__})
+            logger.warning("loop guard bookkeeping failed", exc_info=exc, extra={"error": type(exc).__name__})
 
 
 def build_loop_guard(settings: Settings) -> LoopGuard:

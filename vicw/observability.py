@@ -72,6 +72,30 @@ class _MaskingFilter(logging.Filter):
         return True
 
 
+def _install_record_masking() -> None:
+    """Mask the message of every log record the process creates, whichever library logs it (httpx
+    and botocore log request URLs at INFO/DEBUG): one wrapper around the record factory."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "vicw_masking", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if isinstance(record.msg, str):
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record is left for logging to report
+                return record
+            masked = mask_credentials(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+        return record
+
+    factory.vicw_masking = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+_install_record_masking()
 logger = Logger(service=SERVICE, logger_formatter=_MaskingFormatter())
 logger.addFilter(_MaskingFilter())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

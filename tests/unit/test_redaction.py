@@ -45,6 +45,15 @@ def test_config_show_masks_credentials_in_urls(monkeypatch, capsys):
     assert as_json["QDRANT_URL"]["value"] == "https://qdrant.example.io:6333/?api-key=****"
 
 
+def test_other_libraries_log_records_are_masked_too(caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("httpx").info('HTTP Request: GET %s "HTTP/1.1 200 OK"', URLS["QDRANT_URL"])
+    logging.getLogger("botocore.endpoint").debug("Sending to %s", URLS["REDIS_URL"])
+    assert [s for s in SECRETS if s in caplog.text] == [] and "api-key=****" in caplog.text
+
+
 def test_logs_mask_credentials_in_messages_extras_and_tracebacks(caplog):
     url = URLS["REDIS_URL"]
     logger.warning(f"cannot reach {url}", extra={"endpoint": URLS["QDRANT_URL"], "nested": {"uri": URLS["NEO4J_URI"]}})
