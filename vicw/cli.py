@@ -40,6 +40,8 @@ def cmd_local(args: argparse.Namespace) -> int:
     if local.dev_key:
         print(f"  development API key: {local.dev_key}", flush=True)
         print(f"  try: curl -H 'Authorization: Bearer {local.dev_key}' {local.url}/stats", flush=True)
+    print(f"  operator commands find it from this folder (or with --data-dir {args.data_dir}): "
+          "vicw status | ingest | replay | backup | config show", flush=True)
     print("  press Ctrl-C to stop", flush=True)
     stop.wait()
     print("stopping...", flush=True)
@@ -55,6 +57,8 @@ def _target(args: argparse.Namespace):  # noqa: ANN202 - vicw.stack.Target, impo
     target = resolve(data_dir=args.data_dir, stack=args.stack, region=args.region)
     if target.kind != "environment":
         _note(args, f"using {target.description}")
+    elif target.hint and not target.hint.startswith("no running"):
+        _note(args, target.hint)  # a stale or unreadable connection file: say it was ignored
     return target
 
 
