@@ -19,3 +19,8 @@ find . -name '*.pyi' -delete
 find . -name '*.pyc' -delete
 # C headers and static libraries used only to compile against numpy.
 rm -rf numpy/_core/include numpy/_core/lib numpy/f2py
+# Pillow is imported by fastembed (image models) but never opens an image here: drop the codecs
+# it loads only on demand and reports as unsupported when absent (AVIF, and FreeType/HarfBuzz for
+# ImageFont). Frees ~8 MB, which the MCP SDK (mcp + cryptography, ~21 MB) needed.
+rm -f PIL/_avif.*.so PIL/_imagingft.*.so pillow.libs/libavif-*.so* pillow.libs/libfreetype-*.so* \
+    pillow.libs/libharfbuzz-*.so* pillow.libs/libbrotli*-*.so*

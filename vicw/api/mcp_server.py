@@ -13,6 +13,7 @@ the same schemas; errors come back as MCP tool errors carrying a clear message, 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -56,7 +57,14 @@ def build_server() -> MCPServer:
     mcp = MCPServer("vicw", instructions=INSTRUCTIONS, version="0.1.0", log_level="WARNING")
     read_only = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
 
-    @mcp.tool(annotations=read_only)
+    def tool(annotations: ToolAnnotations) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Register a tool; its docstring, without the source indentation, is what the model reads."""
+        def register(fn: Callable[..., T]) -> Callable[..., T]:
+            return mcp.tool(description=inspect.cleandoc(fn.__doc__ or ""), annotations=annotations)(fn)
+
+        return register
+
+    @tool(read_only)
     def search_memory(
         query: Annotated[str, Field(description="What to look for: a question or a few keywords, in plain words.")],
         ctx: Context,
@@ -76,7 +84,7 @@ def build_server() -> MCPServer:
         return _call(ctx, "search_memory", lambda tenant: service.search_memory(
             tenant, s.SearchRequest(query=query, session_id=session_id, limit=limit)))
 
-    @mcp.tool(annotations=read_only)
+    @tool(read_only)
     def get_context(
         session_id: SessionIdArg,
         query: Annotated[str, Field(description="The next user message to build the prompt for.")],
@@ -89,7 +97,7 @@ def build_server() -> MCPServer:
         return _call(ctx, "get_context", lambda tenant: service.context_preview(
             tenant, session_id, s.ContextRequest(query=query)))
 
-    @mcp.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False))
+    @tool(ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False))
     def add_messages(
         session_id: SessionIdArg,
         messages: Annotated[list[s.MessageIn], Field(description=(
@@ -107,21 +115,21 @@ def build_server() -> MCPServer:
         return _call(ctx, "add_messages", lambda tenant: service.append_messages(
             tenant, session_id, s.AppendMessagesRequest(messages=messages)))
 
-    @mcp.tool(annotations=read_only)
+    @tool(read_only)
     def get_session(session_id: SessionIdArg, ctx: Context) -> s.SessionStats:
         """A session's size: messages and tokens in the live window, the window's token budget and how
         full it is (pressure), and how many turns and tokens have moved to long-term memory. A session
         that was never used reports zeros."""
         return _call(ctx, "get_session", lambda tenant: service.get_session(tenant, session_id))
 
-    @mcp.tool(annotations=read_only)
+    @tool(read_only)
     def list_state(session_id: SessionIdArg, ctx: Context) -> s.StateResponse:
         """The session's conversation state extracted into the knowledge graph: active goals, tasks,
         decisions and facts (newest first), and the recently completed ones. Items appear after the
         background worker has processed the turns that state them."""
         return _call(ctx, "list_state", lambda tenant: service.list_state(tenant, session_id))
 
-    @mcp.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False))
+    @tool(ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False))
     def forget_session(session_id: SessionIdArg, ctx: Context) -> dict[str, Any]:
         """Permanently delete a session from every store (window, long-term memory, knowledge graph,
         archive, pending jobs) and return a receipt of what was removed where. Cannot be undone; only
