@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static checks of the deployment: SAM lint, lint of the expanded CloudFormation, sam build,
+# Static checks of the deployment: SAM lint, checkov, lint of the expanded CloudFormation, sam build,
 # Lambda size limit, and (when a Python 3.12 interpreter exists) importing each built handler
 # with nothing but its layers. Needs only PyPI; no Docker, no AWS account.
 #
@@ -16,6 +16,9 @@ TOOLS="${VICW_TOOLS_VENV:-$ROOT/.venv-tools}"
 TOOLS_PY="${TOOLS_PYTHON:-python3.11}"
 command -v "$TOOLS_PY" >/dev/null 2>&1 || TOOLS_PY=python3
 REQS="aws-sam-cli==1.170.0 cfn-lint==1.58.0"
+# checkov pins its own dependency tree (it clashes with the SAM CLI's), so it has its own venv.
+CHECKOV_VENV="${VICW_CHECKOV_VENV:-$ROOT/.venv-checkov}"
+CHECKOV_REQS="checkov==3.3.30"
 REGION=us-east-1
 BUILD_DIR="$ROOT/.aws-sam/build"
 WORK="$(mktemp -d)"
@@ -48,6 +51,22 @@ tools_venv() {
     "$TOOLS_PY" -m venv "$TOOLS" &&
         "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check $REQS &&
         echo "$REQS" >"$TOOLS/.installed"
+}
+
+checkov_venv() {
+    if [[ -f "$CHECKOV_VENV/.installed" ]] && [[ "$(cat "$CHECKOV_VENV/.installed")" == "$CHECKOV_REQS" ]]; then
+        return 0
+    fi
+    rm -rf "$CHECKOV_VENV"
+    "$TOOLS_PY" -m venv "$CHECKOV_VENV" &&
+        "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check $CHECKOV_REQS &&
+        echo "$CHECKOV_REQS" >"$CHECKOV_VENV/.installed"
+}
+
+# Every failed check must be fixed, or skipped in template.yaml (resource Metadata: checkov: skip:)
+# with a written reason. --skip-download: no policy metadata from the network (runs offline).
+checkov_scan() {
+    "$CHECKOV_VENV/bin/checkov" -f template.yaml --framework cloudformation --compact --quiet --skip-download
 }
 
 sam_validate() { "$TOOLS/bin/sam" validate --lint --region "$REGION" --template-file template.yaml; }
@@ -84,15 +103,22 @@ handler_imports() {
         "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
             --no-warn-conflicts --target "$boto" boto3 || return 1
     fi
-    local layers="$BUILD_DIR/DepsLayer/python:$BUILD_DIR/VicwLayer/python:$boto"
+    local layers
     for fn in ChatFunction OffloadFunction GraphFunction MaintenanceFunction; do
+        # Each function with only ITS layers (graph and maintenance have no embedding stack).
+        layers="$("$TOOLS/bin/python" infra/lambda_sizes.py "$BUILD_DIR" --pythonpath "$fn"):$boto" || return 1
         (cd "$BUILD_DIR/$fn" && env -i PATH=/usr/bin:/bin HOME="$WORK" AWS_REGION=$REGION \
             AWS_DEFAULT_REGION=$REGION AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none \
             AWS_ENDPOINT_URL=http://127.0.0.1:9 REDIS_URL=redis://127.0.0.1:9/0 GRAPH_BACKEND=none \
             HF_HUB_OFFLINE=1 TMPDIR="$WORK" PYTHONPATH="$layers" \
-            timeout 120 "$py" -c "import app; assert callable(app.handler); print('$fn: handler imported')") || return 1
+            timeout 120 "$py" -c "
+import time; t0 = time.perf_counter()
+import app
+assert callable(app.handler)
+print('$fn: handler imported with its layers in %.0f ms (no .pyc, dependencies built)' % ((time.perf_counter() - t0) * 1000))") || return 1
     done
-    # The embedding model must load from the layer alone (no download) and give unit vectors.
+    # The embedding model must load from the layers alone (no download) and give unit vectors.
+    layers="$("$TOOLS/bin/python" infra/lambda_sizes.py "$BUILD_DIR" --pythonpath OffloadFunction)" || return 1
     env -i PATH=/usr/bin:/bin HOME="$WORK" HF_HUB_OFFLINE=1 TMPDIR="$WORK" PYTHONPATH="$layers" \
         timeout 120 "$py" -c "
 from vicw.embeddings import Embedder
@@ -104,6 +130,7 @@ print('embedding from the layer: dim', len(v))"
 run_check "tools venv ($REQS)" tools_venv
 if [[ $FAILED -ne 0 ]]; then echo "cannot continue without the tools venv"; exit 1; fi
 run_check "sam validate --lint" sam_validate
+run_check "checkov venv ($CHECKOV_REQS)" checkov_venv && run_check "checkov on template.yaml (no unskipped failure)" checkov_scan
 run_check "cfn-lint on the SAM-expanded CloudFormation" translated_lint
 if [[ -z "${SKIP_BUILD:-}" ]]; then
     run_check "sam build (no container)" sam_build

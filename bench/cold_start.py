@@ -2,7 +2,13 @@
 its dependencies, as Lambda's init phase does) and serves its first request through the handler.
 Also lists each function's unzipped package size from `.aws-sam/build` (run `sam build` first).
 
-    python bench/cold_start.py [--runs 5] [--json out.json]
+    python bench/cold_start.py [--runs 5] [--json out.json]            # the dev virtualenv
+    python bench/cold_start.py --built [--runs 5] [--json out.json]    # the built handler
+
+--built imports `.aws-sam/build/ChatFunction/app.py` with a Python 3.12 (the Lambda runtime) and
+nothing on its path but the function's own layers (plus boto3, which the runtime provides), with
+bytecode writing off, as on Lambda's read-only /opt. Run `bash .ci/static_checks.sh` first (it
+builds, and installs the stand-in boto3 under .venv-tools).
 """
 
 from __future__ import annotations
@@ -35,6 +41,45 @@ print(json.dumps({"import_ms": (t1 - t0) * 1000, "first_request_ms": (t2 - t1) *
 """
 
 
+# The built handler: Lambda imports the module `app` from the function folder.
+PROBE_BUILT = r"""
+import json, time, sys
+t0 = time.perf_counter()
+import app
+t1 = time.perf_counter()
+event = json.load(open(sys.argv[1]))
+event["rawPath"] = event["requestContext"]["http"]["path"] = "/sessions/cold/messages"
+event["headers"]["authorization"] = "Bearer bench-key-000000"
+event["body"] = json.dumps({"messages": [{"role": "user", "content": "hello"}]})
+from aws_lambda_powertools.utilities.typing import LambdaContext
+class Ctx:
+    function_name = "vicw-chat"; memory_limit_in_mb = 1024; invoked_function_arn = "arn:aws:lambda:us-east-1:0:function:vicw-chat"
+    aws_request_id = "cold-start"; log_group_name = log_stream_name = "bench"
+    def get_remaining_time_in_millis(self): return 29000
+result = app.handler(event, Ctx())
+t2 = time.perf_counter()
+assert result["statusCode"] == 200, result
+print(json.dumps({"import_ms": (t1 - t0) * 1000, "first_request_ms": (t2 - t1) * 1000}))
+"""
+
+
+def built_command() -> tuple[list[str], dict[str, str], Path]:
+    """(argv, extra env, cwd) running PROBE_BUILT against .aws-sam/build with Python 3.12."""
+    import shutil
+
+    build = REPO / ".aws-sam" / "build"
+    py = shutil.which("python3.12") or next(iter(sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))), None)
+    boto = REPO / ".venv-tools" / "lambda-runtime-boto3"
+    if not (build / "template.yaml").exists() or py is None or not boto.is_dir():
+        raise SystemExit("--built needs .aws-sam/build, .venv-tools/lambda-runtime-boto3 (run bash .ci/static_checks.sh) "
+                         "and a python3.12")
+    tools_py = REPO / ".venv-tools" / "bin" / "python"
+    layers = subprocess.run([str(tools_py), str(REPO / "infra" / "lambda_sizes.py"), str(build), "--pythonpath", "ChatFunction"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    env = {"PYTHONPATH": f"{layers}:{boto}", "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1"}
+    return [str(py), "-c", PROBE_BUILT, str(REPO / "events" / "chat_request.json")], env, build / "ChatFunction"
+
+
 def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -46,28 +91,31 @@ def package_sizes(build: Path = REPO / ".aws-sam" / "build") -> dict[str, float]
     return {d.name: round(tree_bytes(d) / 2**20, 2) for d in sorted(build.iterdir()) if d.is_dir()}
 
 
-def run(runs: int) -> dict:
+def run(runs: int, built: bool = False) -> dict:
     from bench.hot_path import local_servers
     from vicw.aws_resources import ensure_local_resources
 
     samples = []
+    argv, extra, cwd = built_command() if built else ([sys.executable, "-c", PROBE], {"PYTHONPATH": str(REPO)}, REPO)
     with local_servers() as env:
         os.environ.update(env)
         queues = ensure_local_resources()
         child_env = {**os.environ, **env, **queues, "VICW_API_KEYS": "bench-key-000000:bench", "VICW_LLM_PROVIDER": "none",
-                     "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "0"}
+                     "PYTHONDONTWRITEBYTECODE": "0", "REDIS_URL_SECRET": "", "TMPDIR": "/tmp", **extra}
         for _ in range(runs):
-            out = subprocess.run([sys.executable, "-c", PROBE], check=False, env=child_env, cwd=REPO, capture_output=True, text=True, timeout=120)
+            out = subprocess.run(argv, check=False, env=child_env, cwd=cwd, capture_output=True, text=True, timeout=120)
             if out.returncode != 0:
                 raise SystemExit(out.stderr[-2000:])
             samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     med = {k: round(statistics.median(s[k] for s in samples), 1) for k in ("import_ms", "first_request_ms")}
-    return {"runs": runs, "median": med, "all": samples, "package_mib": package_sizes(), "load_avg_1m": round(os.getloadavg()[0], 1)}
+    return {"runs": runs, "built_handler": built, "median": med, "all": samples, "package_mib": package_sizes(),
+            "load_avg_1m": round(os.getloadavg()[0], 1)}
 
 
 def markdown(data: dict) -> str:
     m = data["median"]
-    lines = ["| chat function cold start (fresh process) | median ms |", "|---|---:|",
+    what = "built handler, Python 3.12, layers only" if data.get("built_handler") else "dev virtualenv"
+    lines = [f"| chat function cold start (fresh process, {what}) | median ms |", "|---|---:|",
              f"| import + build dependencies (init phase) | {m['import_ms']:.0f} |",
              f"| first request through the Mangum handler | {m['first_request_ms']:.0f} |",
              f"| total | {m['import_ms'] + m['first_request_ms']:.0f} |",
@@ -82,7 +130,11 @@ def markdown(data: dict) -> str:
 
 
 def main() -> int:
-    return bench_cli(__doc__, lambda p: p.add_argument("--runs", type=int, default=5), lambda a: run(a.runs), markdown)
+    def options(p) -> None:  # noqa: ANN001
+        p.add_argument("--runs", type=int, default=5)
+        p.add_argument("--built", action="store_true", help="the built handler with only its layers (Python 3.12)")
+
+    return bench_cli(__doc__, options, lambda a: run(a.runs, a.built), markdown)
 
 
 if __name__ == "__main__":

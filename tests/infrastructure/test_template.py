@@ -237,7 +237,11 @@ def test_llm_errors_alarm_watches_the_metric_the_app_emits(template):
 def test_functions_use_the_layers_and_a_runtime_the_layers_target(template):
     glob = template["Globals"]["Function"]
     assert {layer["Ref"] for layer in glob["Layers"]} == {"DepsLayer", "VicwLayer"}
-    for name in ("DepsLayer", "VicwLayer"):
+    # The embedding stack only where text is embedded.
+    for name, fn in _functions(template).items():
+        wanted = [{"Ref": "EmbedLayer"}] if name in ("ChatFunction", "OffloadFunction") else None
+        assert fn["Properties"].get("Layers") == wanted, name
+    for name in ("DepsLayer", "EmbedLayer", "VicwLayer"):
         props = template["Resources"][name]["Properties"]
         assert props["CompatibleRuntimes"] == [glob["Runtime"]]
     makefile = (ROOT / "layers" / "Makefile").read_text()
@@ -249,11 +253,16 @@ def test_deps_layer_requirements_match_pyproject():
         return {re.split(r"[\[<>=!~; ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-") for line in lines}
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    layer = [
-        line for line in (ROOT / "layers" / "deps" / "requirements.txt").read_text().splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    assert names(layer) == names(project)
+    def listed(*parts):
+        return [line for line in (ROOT / "layers" / Path(*parts)).read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+
+    deps, embed = names(listed("deps", "requirements.txt")), names(listed("embed", "requirements.txt"))
+    assert deps | embed == names(project) and not deps & embed
+    # Every distribution EmbedLayer installs is pinned, and none is also in DepsLayer's pins' top level.
+    pinned = names(listed("deps", "constraints.txt"))
+    assert names(listed("embed", "packages.txt")) <= pinned
+    assert not names(listed("embed", "packages.txt")) & deps
 
 
 def test_short_form_intrinsics_become_long_form():
