@@ -189,7 +189,7 @@ class McpEndpoint:
             await JSONResponse(body, exc.status, headers=exc.headers)(scope, receive, send)
             return
         manager = StreamableHTTPSessionManager(
-            self.server._lowlevel_server,  # noqa: SLF001 - the SDK's documented seam for custom mounting
+            self.server._lowlevel_server,  # noqa: SLF001 - the low-level server behind MCPServer (the SDK's own Client reaches it the same way)
             json_response=True,
             stateless=True,
         )
