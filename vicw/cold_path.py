@@ -265,6 +265,7 @@ class ColdPathWorker:
         self.workers = max(1, workers)
         self.runner = IdempotentRunner(name, handler, redis_client)
         self._warm_up = warm_up
+        self._outbox: Any = None
 
     def warm_up(self) -> None:
         """Load what is slow to load (the embedding model) before the first batch arrives."""
@@ -279,8 +280,28 @@ class ColdPathWorker:
 
             if is_forgotten(self.redis, job):
                 logger.info("job of a deleted session dropped", extra={"function": self.name, "job_id": job.job_id})
+                self._confirm(job)
                 return {"job_id": job.job_id, "skipped": "session deleted"}
-        return self.runner(job, replay_id)
+        result = self.runner(job, replay_id)
+        self._confirm(job)
+        return result
+
+    def _confirm(self, job: OffloadJob) -> None:
+        """Tell the hot path's outbox this function is done with the job (the last one removes it).
+
+        Best effort: if Redis cannot take the confirmation, the job stays in the outbox, is sent
+        again later, and the idempotency record makes that a quick no-op that confirms.
+        """
+        if self.redis is None:
+            return
+        try:
+            from vicw.window_store import WindowStore
+
+            if self._outbox is None:
+                self._outbox = WindowStore(self.redis)
+            self._outbox.outbox_confirm(job.job_id, self.name)
+        except redis.RedisError as exc:
+            logger.warning("outbox confirmation failed; the job will be sent again", extra={"function": self.name, "job_id": job.job_id, "error": type(exc).__name__})
 
     def _record_handler(self, record: SQSRecord) -> dict[str, Any]:
         try:
@@ -334,6 +355,24 @@ class ColdPathWorker:
             record_outcome(self.redis, self.name, processed, failed)
         except Exception as exc:  # noqa: BLE001 - counters for /stats must never fail a batch
             logger.debug("worker stats not recorded", extra={"error": type(exc).__name__})
+
+
+def clear_in_progress_records(client: redis.Redis) -> int:
+    """Delete idempotency records left "in progress" by consumers that were killed.
+
+    Only for a process that owns every consumer of this Redis and has not started them yet (`vicw
+    local` at start): nothing can be in progress then, and a stale record would make the re-sent
+    job fail until the record expires and the queue's visibility timeout passes (minutes).
+    """
+    doomed = []
+    for key in client.scan_iter(match="*#*", count=1000):
+        try:
+            value = client.get(key)
+        except redis.ResponseError:  # not a string: not a Powertools record
+            continue
+        if value and b'"INPROGRESS"' in value:
+            doomed.append(key)
+    return int(client.delete(*doomed)) if doomed else 0
 
 
 def _redis_client(url: str | None) -> redis.Redis | None:

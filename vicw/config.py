@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     cold_path_workers: int = Field(2, ge=1, le=1000)
     max_receive_count: int = Field(3, ge=1)
     outbox_resend_after_seconds: float = Field(30.0, ge=0)
+    # A sent job no consumer confirmed within this is sent again (doubling each time, up to 64x).
+    outbox_confirm_after_seconds: float = Field(900.0, gt=0)
 
     # --- retrieval -------------------------------------------------------------------------
     rag_enabled: bool = True

@@ -65,7 +65,7 @@ def publisher() -> JobPublisher:
     from vicw.queues import JobPublisher
 
     s = settings()
-    return JobPublisher(window_store(), s.offload_topic_arn, s.offload_queue_url)
+    return JobPublisher(window_store(), s.offload_topic_arn, s.offload_queue_url, confirm_after=s.outbox_confirm_after_seconds)
 
 
 def queues() -> list[QueueRef]:

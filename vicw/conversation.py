@@ -123,7 +123,7 @@ class Conversation:
         self.publisher.publish(jobs)
         # Jobs an earlier outage left behind ride along with this relief (in Lambda there is no
         # background thread; the scheduled maintenance function sweeps the rest).
-        self.publisher.flush_outbox(older_than=self.settings.outbox_resend_after_seconds)
+        self.publisher.flush_outbox(older_than=self.settings.outbox_resend_after_seconds, unconfirmed=False)
         metrics.add_metric(name=M.OFFLOADS, unit="Count", value=len(jobs))
         metrics.add_metric(name=M.OFFLOADED_TURNS, unit="Count", value=sum(len(j.turns) for j in jobs))
 

@@ -29,7 +29,7 @@ import redis
 from vicw import container
 from vicw.models import OffloadJob
 from vicw.observability import logger
-from vicw.window_store import OUTBOX, OUTBOX_SINCE, session_prefix
+from vicw.window_store import OUTBOX, session_prefix
 
 TOMBSTONE_PREFIX = "vicw:tombstone"
 # Longer than a job can wait before it is processed: 4 days on a queue, then up to 14 days in a DLQ
@@ -103,12 +103,13 @@ def _outbox_jobs(client: redis.Redis, tenant: str, session_id: str | None) -> li
 def _drop_outbox(client: redis.Redis, jobs: list[OffloadJob]) -> int:
     if not jobs:
         return 0
-    ids = [j.job_id for j in jobs]
-    with client.pipeline() as pipe:
-        pipe.hdel(OUTBOX, *ids)
-        pipe.zrem(OUTBOX_SINCE, *ids)
-        removed, _ = pipe.execute()
-    return int(removed)
+    from vicw.window_store import WindowStore
+
+    store = WindowStore(client)
+    removed = 0
+    for job in jobs:  # sent or not: with its confirmations and send count
+        removed += int(store.outbox_done(job.job_id) or 0)
+    return removed
 
 
 # --- the cold-path stores --------------------------------------------------------------------------

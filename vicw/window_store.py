@@ -3,8 +3,19 @@
 Every change is read-compute-write under WATCH/MULTI: if another request changed the session in
 between, the transaction is retried with the fresh state, so concurrent requests on one session can
 neither lose nor duplicate a turn. Offload jobs are written to the outbox *in the same transaction*
-as the window change, so a job exists durably before its turns leave the window; the publisher
-removes it from the outbox only once the queue has accepted it.
+as the window change, so a job exists durably before its turns leave the window.
+
+A job leaves the outbox only when every consumer it was sent to (offload and graph behind the SNS
+topic, offload alone when jobs go straight to its queue) has confirmed it. Its life:
+
+    unsent      OUTBOX_SINCE, scored by when it was written; re-sent after OUTBOX_RESEND_AFTER_SECONDS
+    sent        OUTBOX_SENT, scored by when it is due again if nobody confirms it meanwhile
+                (OUTBOX_CONFIRM_AFTER_SECONDS, doubling with each send up to 64x)
+    confirmed   by all expected consumers: removed (job, both sets, its OUTBOX_ACKS fields)
+
+OUTBOX_ACKS holds, per job, `{job}|expect` (consumer names), `{job}|sends` and one `{job}|{consumer}`
+field per confirmation. The transitions are Lua scripts, so a confirmation racing a send can
+never leave a half-removed job behind.
 """
 
 from __future__ import annotations
@@ -19,7 +30,45 @@ from vicw.models import OffloadJob, WindowState
 
 T = TypeVar("T")
 OUTBOX = "vicw:outbox"  # hash job_id -> job JSON
-OUTBOX_SINCE = "vicw:outbox:since"  # zset job_id -> epoch seconds when written
+OUTBOX_SINCE = "vicw:outbox:since"  # zset job_id -> epoch seconds when written (not sent yet)
+OUTBOX_SENT = "vicw:outbox:sent"  # zset job_id -> epoch seconds when to re-send it if still unconfirmed
+OUTBOX_ACKS = "vicw:outbox:acks"  # hash "{job_id}|expect" / "|sends" / "|{consumer}"
+OUTBOX_KEYS = [OUTBOX, OUTBOX_SINCE, OUTBOX_SENT, OUTBOX_ACKS]
+MAX_BACKOFF_DOUBLINGS = 6
+
+# KEYS = OUTBOX_KEYS. Each returns -1 when the job is no longer in the outbox.
+_PREPARE_SEND = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
+redis.call('HSET', KEYS[4], ARGV[1] .. '|expect', ARGV[2])
+return 1
+"""
+_MARK_SENT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
+local sends = redis.call('HINCRBY', KEYS[4], ARGV[1] .. '|sends', 1)
+local doublings = math.min(sends - 1, tonumber(ARGV[4]))
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]) + tonumber(ARGV[3]) * (2 ^ doublings), ARGV[1])
+return sends
+"""
+_REMOVE = """
+local expect = redis.call('HGET', KEYS[4], ARGV[1] .. '|expect')
+if expect then
+  for name in string.gmatch(expect, '[^,]+') do redis.call('HDEL', KEYS[4], ARGV[1] .. '|' .. name) end
+end
+redis.call('HDEL', KEYS[4], ARGV[1] .. '|expect', ARGV[1] .. '|sends')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return redis.call('HDEL', KEYS[1], ARGV[1])
+"""
+_CONFIRM = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
+redis.call('HSET', KEYS[4], ARGV[1] .. '|' .. ARGV[2], 1)
+local expect = redis.call('HGET', KEYS[4], ARGV[1] .. '|expect')
+if not expect then return 0 end
+for name in string.gmatch(expect, '[^,]+') do
+  if redis.call('HEXISTS', KEYS[4], ARGV[1] .. '|' .. name) == 0 then return 0 end
+end
+""" + _REMOVE.replace("return redis.call('HDEL', KEYS[1], ARGV[1])", "redis.call('HDEL', KEYS[1], ARGV[1])\nreturn 1")
 
 
 class ConflictRetriesExhausted(RuntimeError):
@@ -104,21 +153,61 @@ class WindowStore:
             yield t, rest.rsplit(":", 1)[0].strip("{}")
 
     # --- outbox ------------------------------------------------------------------------------
-    def outbox_done(self, job_id: str) -> None:
-        with self.r.pipeline() as pipe:
-            pipe.hdel(OUTBOX, job_id)
-            pipe.zrem(OUTBOX_SINCE, job_id)
+    def _script(self, name: str, body: str):  # noqa: ANN202 - a redis-py Script
+        scripts = self.__dict__.setdefault("_scripts", {})
+        if name not in scripts:
+            scripts[name] = self.r.register_script(body)
+        return scripts[name]
+
+    def outbox_done(self, job_id: str) -> int:
+        """Remove a job from the outbox whatever its state (it needs no further delivery). 1 if it was there."""
+        return int(self._script("remove", _REMOVE)(keys=OUTBOX_KEYS, args=[job_id]))
+
+    def outbox_prepare_send(self, job_ids: list[str], consumers: tuple[str, ...]) -> None:
+        """Record which consumers must confirm these jobs, before they are sent."""
+        script = self._script("prepare", _PREPARE_SEND)
+        with self.r.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                script(keys=OUTBOX_KEYS, args=[job_id, ",".join(consumers)], client=pipe)
             pipe.execute()
 
-    def outbox_pending(self, older_than: float = 0.0, limit: int = 100) -> list[OffloadJob]:
-        ids = self.r.zrangebyscore(OUTBOX_SINCE, "-inf", time.time() - older_than, start=0, num=limit)
+    def outbox_mark_sent(self, job_id: str, confirm_after: float, now: float | None = None) -> int:
+        """The queue accepted the job: wait for confirmations. Returns how often it was sent (-1: gone)."""
+        now = time.time() if now is None else now
+        return int(self._script("sent", _MARK_SENT)(keys=OUTBOX_KEYS, args=[job_id, now, confirm_after, MAX_BACKOFF_DOUBLINGS]))
+
+    def outbox_confirm(self, job_id: str, consumer: str) -> int:
+        """`consumer` finished the job. 1: it was the last one, the job left the outbox; 0: others
+        have not confirmed yet; -1: the job is not in the outbox (confirmed already, or never there)."""
+        return int(self._script("confirm", _CONFIRM)(keys=OUTBOX_KEYS, args=[job_id, consumer]))
+
+    def outbox_unconfirmed_ids(self) -> list[bytes]:
+        return list(self.r.zrange(OUTBOX_SENT, 0, -1))
+
+    def outbox_jobs(self, ids: list[bytes]) -> list[OffloadJob]:
+        return self._jobs(ids)
+
+    def _jobs(self, ids: list[bytes]) -> list[OffloadJob]:
         if not ids:
             return []
         raws = self.r.hmget(OUTBOX, ids)
         return [OffloadJob.model_validate_json(raw) for raw in raws if raw]
 
+    def outbox_pending(self, older_than: float = 0.0, limit: int = 100) -> list[OffloadJob]:
+        """Jobs not sent yet, written at least `older_than` seconds ago."""
+        return self._jobs(self.r.zrangebyscore(OUTBOX_SINCE, "-inf", time.time() - older_than, start=0, num=limit))
+
+    def outbox_unconfirmed(self, limit: int = 100) -> list[OffloadJob]:
+        """Jobs sent but not confirmed by every consumer, due for a re-send."""
+        return self._jobs(self.r.zrangebyscore(OUTBOX_SENT, "-inf", time.time(), start=0, num=limit))
+
     def outbox_size(self) -> int:
-        return int(self.r.hlen(OUTBOX))
+        """Jobs waiting to be sent."""
+        return int(self.r.zcard(OUTBOX_SINCE))
+
+    def outbox_unconfirmed_size(self) -> int:
+        """Jobs sent and not yet confirmed by every consumer."""
+        return int(self.r.zcard(OUTBOX_SENT))
 
     def ping(self) -> None:
         self.r.ping()

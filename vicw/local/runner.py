@@ -157,6 +157,7 @@ class LocalVicw:
         self._umask = os.umask(PRIVATE_UMASK)
         make_private_dir(self.data_dir)
         tighten(self.data_dir)
+        owns_redis, fresh_queues = self.redis_url is None, self.aws_endpoint is None
         if self.redis_url is None:
             proc = redis_server(self.data_dir / "redis").start()
             self.processes.append(proc)
@@ -172,6 +173,7 @@ class LocalVicw:
 
         container.reset()
         self.chat = load_function("chat")
+        self._recover(owns_redis=owns_redis, fresh_queues=fresh_queues)
         if self.cold_path:
             self._start_cold_path()
         flusher = OutboxFlusher(self.stop_event)
@@ -210,6 +212,23 @@ class LocalVicw:
                 write_private(key_file, "vicw-dev-" + secrets.token_urlsafe(24))
             self.dev_key = key_file.read_text().strip()
             os.environ["VICW_API_KEYS"] = f"{self.dev_key}:dev"
+
+    def _recover(self, *, owns_redis: bool, fresh_queues: bool) -> None:
+        """Pick up where a killed stack left off (a no-op after a clean stop).
+
+        The local queues live in moto's memory, so after a crash (or any restart) every job the
+        outbox still holds (unsent, or sent and not confirmed by both consumers) is sent again.
+        The window, outbox and idempotency records are in Redis's append-only file and survive.
+        """
+        from vicw import container
+        from vicw.cold_path import clear_in_progress_records
+        from vicw.observability import logger
+
+        ws = container.window_store()
+        cleared = clear_in_progress_records(ws.r) if owns_redis and self.cold_path else 0
+        resent = container.publisher().resend_all_unconfirmed() if fresh_queues else 0
+        if cleared or resent:
+            logger.warning("recovered from an unclean stop", extra={"jobs_resent": resent, "stale_in_progress_records": cleared})
 
     def _start_cold_path(self) -> None:
         from vicw import container

@@ -37,6 +37,29 @@ def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+def _find_prctl():  # noqa: ANN202 - a ctypes function, or None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# Looked up here, in the parent: between fork and exec the child must not import anything.
+_PRCTL = _find_prctl()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL it when the process that started it dies.
+
+    (Strictly, when the starting *thread* exits: start servers from a thread that lives as long
+    as the stack, as `LocalVicw.start` does.)
+    """
+    if _PRCTL is not None:
+        _PRCTL(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class ManagedProcess:
     name: str
@@ -48,7 +71,12 @@ class ManagedProcess:
     def start(self, timeout: float = 20.0) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # Own session: a Ctrl-C in the terminal reaches `vicw local`, which stops the servers in
+        # order. Parent-death signal: if `vicw local` is killed outright, its servers die with it
+        # instead of living on, orphaned, on the data dir the next start wants to use.
+        self.proc = subprocess.Popen(
+            self.args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+        )
         wait_for_port(self.port, timeout, self.proc)
         return self
 
@@ -92,6 +120,9 @@ def redis_server(data_dir: Path, port: int | None = None, *, graph: bool = True,
         "--maxmemory-policy", "noeviction",
         "--save", "60 1" if persist else "",
         "--appendonly", "yes" if persist else "no",
+        # An acknowledged turn must survive kill -9 of the stack: write and fsync every change
+        # before replying (everysec can let replies run up to 2 s ahead of the file when the disk lags).
+        "--appendfsync", "always" if persist else "no",
         "--protected-mode", "yes",
     ]
     if graph:
