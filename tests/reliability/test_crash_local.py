@@ -28,7 +28,8 @@ from tests.reliability.conftest import STACK_VARS
 from vicw.local.services import free_port
 
 SESSIONS = ("crash-a", "crash-b")
-TURNS_PER_SESSION = 24  # 48 acknowledged turns, ~8 jobs shed at MAX_CONTEXT_TOKENS=1024
+TURNS_PER_SESSION = 30  # 60 acknowledged turns, ~6 jobs shed at MAX_CONTEXT_TOKENS=1024
+FIRST_PART = 18  # turns per session before waiting for a confirmed job
 TENANT = "dev"  # the generated development key's tenant
 
 
@@ -98,22 +99,33 @@ def test_sigkill_of_the_whole_local_stack_loses_no_acknowledged_turn(tmp_path):
     data, log = tmp_path / "data", tmp_path / "vicw-local.log"
     proc, url, key = start(data, log)
     acked: dict[str, list[str]] = {s: [] for s in SESSIONS}
+
+    def say(api: httpx.Client, turns: range) -> None:
+        for i in turns:
+            for session in SESSIONS:
+                text = (f"[{session} #{i}] The night porter logged parcel {7000 + i} for room {100 + i}; the courier "
+                        f"from Hamburg promised a second van before dawn, and the invoice total was {i * 41} euros.")
+                r = api.post(f"/sessions/{session}/messages", json={"messages": [{"role": "user", "content": text}]})
+                assert r.status_code == 200, r.text
+                acked[session].append(text)
+
+    def shed() -> int:
+        return sum(WindowState.model_validate_json(r.get(f"vicw:t:{TENANT}:s:{{{s}}}:window")).offloaded_jobs for s in SESSIONS)
+
     try:
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
-            for i in range(TURNS_PER_SESSION):
-                for session in SESSIONS:
-                    text = (f"[{session} #{i}] The night porter logged parcel {7000 + i} for room {100 + i}; the courier "
-                            f"from Hamburg promised a second van before dawn, and the invoice total was {i * 41} euros.")
-                    r = api.post(f"/sessions/{session}/messages", json={"messages": [{"role": "user", "content": text}]})
-                    assert r.status_code == 200, r.text
-                    acked[session].append(text)
         r = redis_client(data)
-        shed = sum(WindowState.model_validate_json(r.get(f"vicw:t:{TENANT}:s:{{{s}}}:window")).offloaded_jobs for s in SESSIONS)
-        in_outbox = r.hlen(OUTBOX)
-        r.close()
-        assert shed >= 4, "too few jobs were shed for the crash to prove anything"
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
+            # First half, then wait until some jobs are confirmed: the kill must hit stored jobs
+            # (their points must be on disk) as well as jobs still on the lost queues.
+            say(api, range(FIRST_PART))
+            wait_until(lambda: shed() - r.hlen(OUTBOX) >= 1, 120, every=0.5, what="a job confirmed by both consumers")
+            confirmed_before = shed() - r.hlen(OUTBOX)
+            say(api, range(FIRST_PART, TURNS_PER_SESSION))
+            jobs, in_outbox = shed(), r.hlen(OUTBOX)
     finally:
         servers = kill_everything(proc)
+    assert jobs >= 4, "too few jobs were shed for the crash to prove anything"
+    assert in_outbox >= 1, "every job was confirmed before the kill: the crash proved nothing about the queues"
     assert len(servers) >= 2  # redis-server and moto were running, and are gone
 
     proc, url, key = start(data, log)
@@ -131,9 +143,10 @@ def test_sigkill_of_the_whole_local_stack_loses_no_acknowledged_turn(tmp_path):
         proc.wait(60)
 
     from vicw.config import Settings
-    from vicw.vector_store import QdrantVectorStore
+    from vicw.vector_store import build_vector_store
 
-    vectors = QdrantVectorStore(path=str(data / "qdrant"), collection=Settings().qdrant_collection, dim=384)
+    # The store `vicw local` uses by default, opened on its folder now that the stack is stopped.
+    vectors = build_vector_store(Settings(qdrant_path=str(data / "qdrant"), qdrant_url=None))
     try:
         for session, state in states.items():
             points = list(vectors.scroll(TENANT, session, include_tenant_wide_documents=False))
@@ -146,4 +159,4 @@ def test_sigkill_of_the_whole_local_stack_loses_no_acknowledged_turn(tmp_path):
             assert not missing, f"{session}: {len(missing)} acknowledged turns lost, e.g. {missing[:1]}"
     finally:
         vectors.close()
-    print(f"jobs shed {shed}, in the outbox at the kill {in_outbox}")
+    print(f"jobs shed {jobs}: {confirmed_before} confirmed before the kill, {in_outbox} in the outbox at the kill")
