@@ -78,6 +78,8 @@ SPECS: dict[str, Spec] = {
     M.MEMORY_UNAVAILABLE: Spec("counter", "memory_unavailable", "Turns answered without (part of) long-term memory: retrieval, a store or the model failed"),
     M.TURNS_QUARANTINED: Spec("counter", "cold_path_turns_quarantined", "Turns the cold path could not process and left out of their job (logged with traceback)"),
     M.STREAMS_ABANDONED: Spec("counter", "streams_abandoned", "Streamed replies cut off by a client disconnect (not stored)"),
+    M.MCP_TOOL_CALLS: Spec("counter", "mcp_tool_calls", "MCP tool calls that reached a tool"),
+    M.MCP_TOOL_ERRORS: Spec("counter", "mcp_tool_errors", "MCP tool calls answered with a tool error (bad input, an outage, a crash)"),
 }
 # Read at scrape time by LiveCollector, never pushed through add_metric.
 SCRAPED = {M.DLQ_DEPTH: "dlq_depth", M.OUTBOX_PENDING: "outbox_pending"}

@@ -134,3 +134,5 @@ class M:
     MEMORY_UNAVAILABLE = "MemoryUnavailable"  # a turn answered without (part of) long-term memory: a store or the model failed
     TURNS_QUARANTINED = "TurnsQuarantined"  # cold-path turns that could not be processed and were left out
     STREAMS_ABANDONED = "StreamsAbandoned"  # a streaming client left mid-reply; generation stopped
+    MCP_TOOL_CALLS = "McpToolCalls"  # MCP tool calls that reached a tool (after auth and argument checks)
+    MCP_TOOL_ERRORS = "McpToolErrors"  # of those, answered with a tool error: bad input, an outage, a crash

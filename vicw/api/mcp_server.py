@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from vicw.api import schemas as s
 from vicw.api import service
-from vicw.observability import logger
+from vicw.observability import M, logger, metrics
 from vicw.window import MessageTooLarge
 from vicw.window_store import ConflictRetriesExhausted
 
@@ -150,22 +150,30 @@ def _tenant(ctx: Context) -> str:
 def _call(ctx: Context, tool: str, operation: Callable[[str], T]) -> T:
     """Run one service operation for the caller's tenant, turning every failure into a clear tool error."""
     tenant = _tenant(ctx)
+    metrics.add_metric(name=M.MCP_TOOL_CALLS, unit="Count", value=1)
     try:
         return operation(tenant)
-    except ValidationError as exc:
-        raise ToolError("invalid arguments: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in exc.errors())) from None
-    except service.ApiError as exc:
-        raise ToolError(exc.message) from None
-    except (MessageTooLarge, ConflictRetriesExhausted, service.DependencyUnavailable) as exc:
-        raise ToolError(str(exc)) from None
     except Exception as exc:
-        dependency = service.outage_of(exc)
-        if dependency is not None:
-            logger.warning("dependency unavailable", extra={"tool": tool, "dependency": dependency}, exc_info=True)
-            raise ToolError(f"{dependency} is unavailable; retry shortly") from None
-        logger.exception("MCP tool failed", extra={"tool": tool, "tenant": tenant, "error": type(exc).__name__})
-        raise ToolError(f"{tool} failed with an internal error ({type(exc).__name__}); it was logged on the server") from None
+        metrics.add_metric(name=M.MCP_TOOL_ERRORS, unit="Count", value=1)
+        raise _tool_error(tool, tenant, exc) from None
+
+
+def _tool_error(tool: str, tenant: str, exc: Exception) -> ToolError:
+    """What the caller is told: the reason for input it must change or an outage it can wait out;
+    for anything else only that it failed (the traceback goes to the log)."""
+    if isinstance(exc, ValidationError):
+        return ToolError("invalid arguments: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in exc.errors()))
+    if isinstance(exc, service.ApiError):
+        return ToolError(exc.message)
+    if isinstance(exc, MessageTooLarge | ConflictRetriesExhausted | service.DependencyUnavailable):
+        return ToolError(str(exc))
+    dependency = service.outage_of(exc)
+    if dependency is not None:
+        logger.warning("dependency unavailable", extra={"tool": tool, "dependency": dependency}, exc_info=exc)
+        return ToolError(f"{dependency} is unavailable; retry shortly")
+    logger.error("MCP tool failed", extra={"tool": tool, "tenant": tenant, "error": type(exc).__name__}, exc_info=exc)
+    return ToolError(f"{tool} failed with an internal error ({type(exc).__name__}); it was logged on the server")
 
 
 class McpEndpoint:
