@@ -107,7 +107,8 @@ handler_imports() {
     for fn in ChatFunction OffloadFunction GraphFunction MaintenanceFunction; do
         # Each function with only ITS layers (graph and maintenance have no embedding stack).
         layers="$("$TOOLS/bin/python" infra/lambda_sizes.py "$BUILD_DIR" --pythonpath "$fn"):$boto" || return 1
-        (cd "$BUILD_DIR/$fn" && env -i PATH=/usr/bin:/bin HOME="$WORK" AWS_REGION=$REGION \
+        # PYTHONDONTWRITEBYTECODE: the build folder is what `sam deploy` uploads; never add to it.
+        (cd "$BUILD_DIR/$fn" && env -i PATH=/usr/bin:/bin HOME="$WORK" PYTHONDONTWRITEBYTECODE=1 AWS_REGION=$REGION \
             AWS_DEFAULT_REGION=$REGION AWS_ACCESS_KEY_ID=none AWS_SECRET_ACCESS_KEY=none \
             AWS_ENDPOINT_URL=http://127.0.0.1:9 REDIS_URL=redis://127.0.0.1:9/0 GRAPH_BACKEND=none \
             HF_HUB_OFFLINE=1 TMPDIR="$WORK" PYTHONPATH="$layers" \
@@ -119,7 +120,7 @@ print('$fn: handler imported with its layers in %.0f ms (no .pyc, dependencies b
     done
     # The embedding model must load from the layers alone (no download) and give unit vectors.
     layers="$("$TOOLS/bin/python" infra/lambda_sizes.py "$BUILD_DIR" --pythonpath OffloadFunction)" || return 1
-    env -i PATH=/usr/bin:/bin HOME="$WORK" HF_HUB_OFFLINE=1 TMPDIR="$WORK" PYTHONPATH="$layers" \
+    env -i PATH=/usr/bin:/bin HOME="$WORK" PYTHONDONTWRITEBYTECODE=1 HF_HUB_OFFLINE=1 TMPDIR="$WORK" PYTHONPATH="$layers" \
         timeout 120 "$py" -c "
 from vicw.embeddings import Embedder
 v = Embedder().embed_one('layer smoke test')

@@ -8,7 +8,8 @@ Also lists each function's unzipped package size from `.aws-sam/build` (run `sam
 --built imports `.aws-sam/build/ChatFunction/app.py` with a Python 3.12 (the Lambda runtime) and
 nothing on its path but the function's own layers (plus boto3, which the runtime provides), with
 bytecode writing off, as on Lambda's read-only /opt. Run `bash .ci/static_checks.sh` first (it
-builds, and installs the stand-in boto3 under .venv-tools).
+builds, and installs the stand-in boto3 under .venv-tools). --built --bytecode precompiles the
+layers first (into a separate cache folder), to show what shipping .pyc files would change.
 """
 
 from __future__ import annotations
@@ -63,12 +64,15 @@ print(json.dumps({"import_ms": (t1 - t0) * 1000, "first_request_ms": (t2 - t1) *
 """
 
 
-def built_command() -> tuple[list[str], dict[str, str], Path]:
+def built_command(bytecode: bool = False) -> tuple[list[str], dict[str, str], Path]:
     """(argv, extra env, cwd) running PROBE_BUILT against .aws-sam/build with Python 3.12."""
     import shutil
 
     build = REPO / ".aws-sam" / "build"
-    py = shutil.which("python3.12") or next(iter(sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))), None)
+    # A pyenv shim named python3.12 may exist without a runnable interpreter: ask each candidate.
+    candidates = [*sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12")), shutil.which("python3.12")]
+    py = next((str(c) for c in candidates if c and subprocess.run(
+        [str(c), "-c", "import sys; assert sys.version_info[:2] == (3, 12)"], capture_output=True).returncode == 0), None)
     boto = REPO / ".venv-tools" / "lambda-runtime-boto3"
     if not (build / "template.yaml").exists() or py is None or not boto.is_dir():
         raise SystemExit("--built needs .aws-sam/build, .venv-tools/lambda-runtime-boto3 (run bash .ci/static_checks.sh) "
@@ -77,6 +81,16 @@ def built_command() -> tuple[list[str], dict[str, str], Path]:
     layers = subprocess.run([str(tools_py), str(REPO / "infra" / "lambda_sizes.py"), str(build), "--pythonpath", "ChatFunction"],
                             check=True, capture_output=True, text=True).stdout.strip()
     env = {"PYTHONPATH": f"{layers}:{boto}", "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1"}
+    if bytecode:
+        # What shipping .pyc files in the layers would give: compile every layer once, outside the
+        # build folder, and point the interpreter at that cache.
+        import tempfile
+
+        cache = Path(tempfile.mkdtemp(prefix="vicw-pycache-"))
+        for folder in [*layers.split(":"), str(build / "ChatFunction")]:
+            subprocess.run([str(py), "-m", "compileall", "-q", "-j", "0", folder], check=False, capture_output=True,
+                           env={**os.environ, "PYTHONPYCACHEPREFIX": str(cache)})
+        env["PYTHONPYCACHEPREFIX"] = str(cache)
     return [str(py), "-c", PROBE_BUILT, str(REPO / "events" / "chat_request.json")], env, build / "ChatFunction"
 
 
@@ -91,12 +105,12 @@ def package_sizes(build: Path = REPO / ".aws-sam" / "build") -> dict[str, float]
     return {d.name: round(tree_bytes(d) / 2**20, 2) for d in sorted(build.iterdir()) if d.is_dir()}
 
 
-def run(runs: int, built: bool = False) -> dict:
+def run(runs: int, built: bool = False, bytecode: bool = False) -> dict:
     from bench.hot_path import local_servers
     from vicw.aws_resources import ensure_local_resources
 
     samples = []
-    argv, extra, cwd = built_command() if built else ([sys.executable, "-c", PROBE], {"PYTHONPATH": str(REPO)}, REPO)
+    argv, extra, cwd = built_command(bytecode) if built else ([sys.executable, "-c", PROBE], {"PYTHONPATH": str(REPO)}, REPO)
     with local_servers() as env:
         os.environ.update(env)
         queues = ensure_local_resources()
@@ -108,13 +122,15 @@ def run(runs: int, built: bool = False) -> dict:
                 raise SystemExit(out.stderr[-2000:])
             samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     med = {k: round(statistics.median(s[k] for s in samples), 1) for k in ("import_ms", "first_request_ms")}
-    return {"runs": runs, "built_handler": built, "median": med, "all": samples, "package_mib": package_sizes(),
+    return {"runs": runs, "built_handler": built, "bytecode_cached": bytecode, "median": med, "all": samples, "package_mib": package_sizes(),
             "load_avg_1m": round(os.getloadavg()[0], 1)}
 
 
 def markdown(data: dict) -> str:
     m = data["median"]
     what = "built handler, Python 3.12, layers only" if data.get("built_handler") else "dev virtualenv"
+    if data.get("bytecode_cached"):
+        what += ", .pyc precompiled"
     lines = [f"| chat function cold start (fresh process, {what}) | median ms |", "|---|---:|",
              f"| import + build dependencies (init phase) | {m['import_ms']:.0f} |",
              f"| first request through the Mangum handler | {m['first_request_ms']:.0f} |",
@@ -133,8 +149,9 @@ def main() -> int:
     def options(p) -> None:  # noqa: ANN001
         p.add_argument("--runs", type=int, default=5)
         p.add_argument("--built", action="store_true", help="the built handler with only its layers (Python 3.12)")
+        p.add_argument("--bytecode", action="store_true", help="with --built: as if the layers shipped .pyc files")
 
-    return bench_cli(__doc__, options, lambda a: run(a.runs, a.built), markdown)
+    return bench_cli(__doc__, options, lambda a: run(a.runs, a.built, a.bytecode), markdown)
 
 
 if __name__ == "__main__":
