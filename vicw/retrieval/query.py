@@ -111,4 +111,13 @@ def analyse(text: str, now: datetime) -> QueryIntent:
     exact = [t for t in tokens if t[0].isdigit()] + [n.lower() for n in names]
     asks_when = bool(re.search(r"\b(when|what (day|date|time|year|month)|how long ago|which (day|date|year|month))\b", text.lower()))
     return QueryIntent(text=text, tokens=tokens, exact=list(dict.fromkeys(exact)), asks_when=asks_when,
-                       time_range=_range_from_text(text, now), names=names)
+                       time_range=_checked_range(text, now), names=names)
+
+
+def _checked_range(text: str, now: datetime) -> tuple[datetime, datetime] | None:
+    """The date range a query names, or None when it names none a calendar can hold: "2023-02-30",
+    "2023-13-01", "99999999 days ago" are words to search for, not a reason for retrieval to fail."""
+    try:
+        return _range_from_text(text, now)
+    except (ValueError, OverflowError):
+        return None
