@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from vicw.llm.base import CompletionRequest, LLMError
 from vicw.models import OffloadJob, Turn
+from vicw.prompt import neutralise, one_line
 
 EntityType = Literal["person", "place", "organisation", "work", "thing"]
 StateKind = Literal["goal", "task", "decision", "fact"]
@@ -524,8 +525,10 @@ class _LLMOutput(BaseModel):
     items: list[_LLMItem] = Field(default_factory=list, max_length=200)
 
 
+CONVERSATION_OPEN, CONVERSATION_CLOSE = "<conversation>", "</conversation>"
 LLM_INSTRUCTIONS = (
-    "Extract knowledge from the conversation below. Answer with ONE JSON object and nothing else:\n"
+    "Extract knowledge from the conversation between <conversation> tags below. Answer with ONE JSON "
+    "object and nothing else:\n"
     '{"entities": [{"name": str, "type": "person"|"place"|"organisation"|"work"|"thing"}],\n'
     ' "items": [{"kind": "goal"|"task"|"decision"|"fact", "status": "active"|"completed"|"invalid",\n'
     '            "text": str, "topic": str, "turn_seq": int, "entities": [entity names]}]}\n'
@@ -585,7 +588,10 @@ class LLMExtractor:
         self.logger = logger
 
     def request(self, job: OffloadJob) -> CompletionRequest:
-        transcript = "\n".join(f"[{t.seq}] {t.role}{' ' + t.name if t.name else ''}: {t.content}" for t in job.turns)
+        # The turns are quoted data in the user message: names on one line, a text's later lines
+        # indented, no delimiter inside (vicw.prompt), so no turn can forge another or close the block.
+        lines = [f"[{t.seq}] {t.role}{' ' + one_line(t.name) if t.name else ''}: {neutralise(t.content)}" for t in job.turns]
+        transcript = "\n".join([CONVERSATION_OPEN, *lines, CONVERSATION_CLOSE])
         return CompletionRequest(
             messages=[{"role": "system", "content": LLM_INSTRUCTIONS}, {"role": "user", "content": transcript}],
             max_tokens=self.max_tokens,

@@ -113,3 +113,24 @@ def test_extracted_goals_are_quoted_in_the_data_block_not_the_system_message():
     assert f"- goal: {goal}" in inside and plan.messages[plan.data_index]["role"] == "user"
     # and it sits just before the newest user message, like the memories
     assert plan.data_index == len(plan.messages) - 2
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(hostile, min_size=1, max_size=4), name=hostile)
+def test_the_extraction_transcript_is_quoted_too(texts, name):
+    """The cold path's extraction call sends the shed turns to an LLM: the same rules hold there."""
+    from vicw.extraction import CONVERSATION_CLOSE, CONVERSATION_OPEN, LLM_INSTRUCTIONS, LLMExtractor
+    from vicw.models import OffloadJob
+
+    turns = [Turn(seq=i, role="user" if i % 2 == 0 else "assistant", content=t, name=name if i % 2 == 0 else None,
+                  timestamp=T0, tokens=1) for i, t in enumerate(texts)]
+    job = OffloadJob(job_id="j", tenant="t", session_id="s", turns=turns, token_count=len(turns))
+    system, user = LLMExtractor(provider=None).request(job).messages
+    assert system == {"role": "system", "content": LLM_INSTRUCTIONS} and user["role"] == "user"
+    lines = user["content"].splitlines()
+    assert lines[0] == CONVERSATION_OPEN and lines[-1] == CONVERSATION_CLOSE
+    starts = [f"[{t.seq}] {t.role}" for t in turns]
+    for line in lines[1:-1]:
+        assert not re.search(r"<\W*conversation", line, re.IGNORECASE), line
+        assert line.startswith((*starts, CONTINUATION[1:])), line
+    assert sum(line.startswith(tuple(starts)) for line in lines) == len(turns)  # one line opens each turn
