@@ -128,10 +128,16 @@ assert len(v) == 384 and abs(sum(x * x for x in v) - 1) < 1e-3, len(v)
 print('embedding from the layer: dim', len(v))"
 }
 
+# The two tool venvs are independent: install checkov's in the background meanwhile (a clean
+# clone spends most of its static-check time in these installs).
+checkov_venv >"$WORK/checkov_venv.log" 2>&1 &
+CHECKOV_INSTALL=$!
 run_check "tools venv ($REQS)" tools_venv
 if [[ $FAILED -ne 0 ]]; then echo "cannot continue without the tools venv"; exit 1; fi
 run_check "sam validate --lint" sam_validate
-run_check "checkov venv ($CHECKOV_REQS)" checkov_venv && run_check "checkov on template.yaml (no unskipped failure)" checkov_scan
+checkov_installed() { wait "$CHECKOV_INSTALL" || { cat "$WORK/checkov_venv.log"; return 1; }; }
+run_check "checkov venv ($CHECKOV_REQS)" checkov_installed
+run_check "checkov on template.yaml (no unskipped failure)" checkov_scan
 run_check "cfn-lint on the SAM-expanded CloudFormation" translated_lint
 if [[ -z "${SKIP_BUILD:-}" ]]; then
     run_check "sam build (no container)" sam_build
