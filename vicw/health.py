@@ -105,16 +105,27 @@ def _safe(fn: Callable[[], dict]) -> dict:
 
 
 def outbox_jobs_of(ws, tenant: str) -> int:  # noqa: ANN001 - a WindowStore
-    """How many jobs waiting in the (shared) outbox belong to `tenant`."""
-    from vicw.window_store import OUTBOX
+    """How many jobs waiting to be sent in the (shared) outbox belong to `tenant`."""
+    return outbox_counts_of(ws, tenant)[0]
+
+
+def outbox_counts_of(ws, tenant: str) -> tuple[int, int]:  # noqa: ANN001 - a WindowStore
+    """(waiting to be sent, sent and waiting for the consumers' confirmations) for `tenant`."""
+    from vicw.window_store import OUTBOX, OUTBOX_SENT
 
     needle = json.dumps(tenant)
-    count = 0
-    for _, raw in ws.r.hscan_iter(OUTBOX, count=500):
+    ids = []
+    for job_id, raw in ws.r.hscan_iter(OUTBOX, count=500):
         text = raw.decode() if isinstance(raw, bytes) else raw
         if needle in text and json.loads(text).get("tenant") == tenant:
-            count += 1
-    return count
+            ids.append(job_id)
+    if not ids:
+        return 0, 0
+    with ws.r.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.zscore(OUTBOX_SENT, job_id)
+        sent = sum(score is not None for score in pipe.execute())
+    return len(ids) - sent, sent
 
 
 def collect_stats(tenant: str, admin: bool = False) -> dict:
@@ -126,9 +137,11 @@ def collect_stats(tenant: str, admin: bool = False) -> dict:
         sessions = list(ws.sessions(tenant))
         out = {"sessions": len(sessions), "budget": s.window_budget, "max_context_tokens": s.max_context_tokens,
                "offload_threshold": s.offload_threshold, "target_after_relief": s.target_after_relief,
-               "hysteresis_threshold": s.hysteresis_threshold, "outbox_pending": outbox_jobs_of(ws, tenant)}
+               "hysteresis_threshold": s.hysteresis_threshold}
+        out["outbox_pending"], out["outbox_unconfirmed"] = outbox_counts_of(ws, tenant)
         if admin:
             out["outbox_pending_all_tenants"] = ws.outbox_size()
+            out["outbox_unconfirmed_all_tenants"] = ws.outbox_unconfirmed_size()
         return out
 
     def vectors() -> dict:

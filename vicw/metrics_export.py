@@ -128,10 +128,16 @@ class LiveCollector:
         yield depth
         yield dlq
         outbox = GaugeMetricFamily(PREFIX + SCRAPED[M.OUTBOX_PENDING], "Offload jobs waiting in the Redis outbox")
+        unconfirmed = GaugeMetricFamily(
+            PREFIX + "outbox_unconfirmed", "Offload jobs sent but not yet confirmed by every cold-path function"
+        )
         try:
-            outbox.add_metric([], container.window_store().outbox_size())
+            ws = container.window_store()
+            outbox.add_metric([], ws.outbox_size())
+            unconfirmed.add_metric([], ws.outbox_unconfirmed_size())
             up.add_metric(["redis"], 1)
             yield outbox
+            yield unconfirmed
         except Exception:  # noqa: BLE001
             up.add_metric(["redis"], 0)
         yield up

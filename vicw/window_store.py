@@ -202,8 +202,12 @@ class WindowStore:
         return self._jobs(self.r.zrangebyscore(OUTBOX_SENT, "-inf", time.time(), start=0, num=limit))
 
     def outbox_size(self) -> int:
-        """Jobs waiting to be sent."""
-        return int(self.r.zcard(OUTBOX_SINCE))
+        """Jobs waiting to be sent (every job in the outbox that is not waiting for confirmations)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.hlen(OUTBOX)
+            pipe.zcard(OUTBOX_SENT)
+            jobs, sent = pipe.execute()
+        return max(0, int(jobs) - int(sent))
 
     def outbox_unconfirmed_size(self) -> int:
         """Jobs sent and not yet confirmed by every consumer."""

@@ -22,6 +22,9 @@ def test_a_job_leaves_the_outbox_only_when_both_consumers_confirmed(redis_client
     _, jobs, _ = grow(store, "s", 12)
     assert jobs and publisher.publish(jobs) == len(jobs)
     assert store.outbox_size() == 0 and store.outbox_unconfirmed_size() == len(jobs)  # sent, kept
+    from vicw.health import outbox_counts_of
+
+    assert outbox_counts_of(store, "t") == (0, len(jobs))  # what /stats shows as outbox_pending / outbox_unconfirmed
 
     first = jobs[0].job_id
     assert store.outbox_confirm(first, "offload") == 0  # the graph consumer has not confirmed yet

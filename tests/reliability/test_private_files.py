@@ -44,12 +44,13 @@ def test_local_data_dir_and_backups_are_owner_only(tmp_path, scripted_llm):
         with own_stack(data, env, cold_path=True) as local:
             key = (data / "dev-api-key").read_text().strip()
             with httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
-                for i in range(12):  # enough to shed a job: the cold path writes the vector store and archive
+                for i in range(24):  # enough to shed jobs: the cold path writes the vector store and archive
                     r = api.post("/sessions/private/messages", json={"messages": [{"role": "user", "content": (
                         f"Private note {i}: the safe code is {1000 + i} and the spare key hangs behind the "
                         "boiler in the cellar of the old mill near the river bend, second hook from the left.")}]})
                     assert r.status_code == 200, r.text
-                wait_until(lambda: any((data / "qdrant").rglob("*")), 60, what="the vector store wrote files")
+                assert api.get("/sessions/private").json()["offloaded_jobs"] > 0
+                wait_until(lambda: any(p.is_file() for p in (data / "qdrant").rglob("*")), 120, what="the vector store wrote files")
             manifest = create_backup(str(tmp_path / "backups" / "first"))
             assert manifest.counts
         assert (data / "redis").is_dir() and any((data / "redis").rglob("*.aof")) or any((data / "redis").rglob("appendonly*"))
