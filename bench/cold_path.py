@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ WORDS = (
 ).split()
 
 
-def passage(i: int, counter, tokens: int) -> str:  # noqa: ANN001
+def passage(i: int, counter, tokens: int) -> str:
     words, n = [], 0
     k = i
     while n < tokens:
@@ -44,10 +44,10 @@ def passage(i: int, counter, tokens: int) -> str:  # noqa: ANN001
     return " ".join(words)
 
 
-def make_jobs(round_no: int, jobs: int, turns: int, tokens: int, counter):  # noqa: ANN001, ANN201
+def make_jobs(round_no: int, jobs: int, turns: int, tokens: int, counter):
     from vicw.models import OffloadJob, Turn
 
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     session = f"bench-{round_no}-{uuid.uuid4().hex[:6]}"  # new points every round: no idempotent shortcut
     out = []
     for j in range(jobs):
@@ -61,7 +61,7 @@ def make_jobs(round_no: int, jobs: int, turns: int, tokens: int, counter):  # no
     return out
 
 
-def sqs_events(jobs, batch: int) -> list[dict]:  # noqa: ANN001
+def sqs_events(jobs, batch: int) -> list[dict]:
     from vicw.lambda_context import sqs_event
 
     messages = [{"MessageId": str(uuid.uuid4()), "ReceiptHandle": uuid.uuid4().hex, "Body": j.model_dump_json(),
@@ -115,7 +115,7 @@ def main() -> int:
         spec.loader.exec_module(app)
         embedder = container.embedder()
         embedder.warm_up()
-        model = embedder._load()
+        model = embedder._load()  # noqa: SLF001 - timing the model load alone
         counter = TokenCounter()
 
         warm = make_jobs(-1, 2, args.turns, args.tokens, counter)  # first invoke builds clients and the collection

@@ -146,7 +146,7 @@ def markdown(data: dict) -> str:
 
 
 def main() -> int:
-    def options(p) -> None:  # noqa: ANN001
+    def options(p) -> None:
         p.add_argument("--runs", type=int, default=5)
         p.add_argument("--built", action="store_true", help="the built handler with only its layers (Python 3.12)")
         p.add_argument("--bytecode", action="store_true", help="with --built: as if the layers shipped .pyc files")

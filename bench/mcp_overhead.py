@@ -28,11 +28,11 @@ KEY = "bench-mcp-key-0001"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-def configure(parser) -> None:  # noqa: ANN001
+def configure(parser) -> None:
     parser.add_argument("--calls", type=int, default=300, help="calls per operation (default 300)")
 
 
-def run(args) -> dict:  # noqa: ANN001
+def run(args) -> dict:
     import httpx
 
     from vicw.local.runner import LocalVicw

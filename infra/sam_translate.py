@@ -34,7 +34,7 @@ class _KnownPolicies(dict):
     def __contains__(self, name: object) -> bool:  # every AWS-managed name resolves
         return isinstance(name, str)
 
-    def get(self, name, default=None):  # noqa: ANN001, ANN201 - dict signature
+    def get(self, name, default=None):
         return self[name]
 
 

@@ -127,7 +127,7 @@ def wait_until(predicate, timeout: float = 60, every: float = 0.25, what: str = 
     while time.monotonic() < deadline:
         try:
             last = predicate()
-        except Exception as exc:  # a store may still be coming back
+        except Exception as exc:  # noqa: BLE001 - a store may still be coming back
             last = exc
         if last and not isinstance(last, Exception):
             return last

@@ -14,7 +14,7 @@ depends only on the job, so writing it twice is harmless.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +37,7 @@ def _epoch_ms(when: datetime | float | int | str) -> int:
             when = datetime.fromisoformat(when)
     if isinstance(when, datetime):
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         return int(when.timestamp() * 1000)
     return int(float(when) * 1000)
 
@@ -96,7 +96,9 @@ class JobArchive:
             return ROOT
         return session_prefix(tenant, session_id) if session_id is not None else tenant_prefix(tenant)
 
-    def iter_keys(self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | str | None = None) -> Iterator[str]:
+    def iter_keys(
+        self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | str | None = None
+    ) -> Iterator[str]:
         floor = _epoch_ms(since) if since is not None else None
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._prefix(tenant, session_id)):
@@ -112,7 +114,9 @@ class JobArchive:
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return OffloadJob.model_validate_json(body)
 
-    def iter_jobs(self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | str | None = None) -> Iterator[OffloadJob]:
+    def iter_jobs(
+        self, tenant: str | None = None, session_id: str | None = None, since: datetime | float | str | None = None
+    ) -> Iterator[OffloadJob]:
         """Archived jobs, oldest first within each session."""
         for key in self.iter_keys(tenant, session_id, since):
             yield self.get(key)
@@ -141,7 +145,9 @@ class JobArchive:
         resp = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         errors = resp.get("Errors", [])
         if errors:
-            raise RuntimeError(f"S3 refused to delete {len(errors)} archived job versions, e.g. {errors[0].get('Key')}: {errors[0].get('Message')}")
+            raise RuntimeError(
+                f"S3 refused to delete {len(errors)} archived job versions, e.g. {errors[0].get('Key')}: {errors[0].get('Message')}"
+            )
 
     def delete_session(self, tenant: str, session_id: str) -> int:
         return self._delete_prefix(session_prefix(tenant, session_id))

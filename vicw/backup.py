@@ -400,7 +400,10 @@ def restore_backup(source: str, *, force: bool = False) -> dict[str, Any]:
                 raise BackupError(f"{name} is corrupt: sha256 {digest} does not match the manifest's {entry.sha256}")
         busy = _not_empty(r, vectors, graph, manifest)
         if busy and not force:
-            raise BackupError("refusing to restore into stores that hold data: " + "; ".join(busy) + ". Restore into empty stores, or pass --force to merge.")
+            raise BackupError(
+                "refusing to restore into stores that hold data: " + "; ".join(busy)
+                + ". Restore into empty stores, or pass --force to merge."
+            )
         restored: dict[str, int | None] = {}
         if GRAPH_FILE in manifest.files:
             with gzip.open(work / GRAPH_FILE, "rt", encoding="utf-8") as f:
@@ -417,8 +420,14 @@ def restore_backup(source: str, *, force: bool = False) -> dict[str, Any]:
         advance_counters(highest)
     expected = {k: v for k, v in manifest.counts.items() if k in restored}
     mismatched = {k: (expected[k], restored[k]) for k in expected if expected[k] != restored[k]}
-    result = {"source": location.url, "created_at": manifest.created_at.isoformat(), "restored": restored,
-              "expected": expected, "verified": not mismatched, "forced": force}
+    result = {
+        "source": location.url,
+        "created_at": manifest.created_at.isoformat(),
+        "restored": restored,
+        "expected": expected,
+        "verified": not mismatched,
+        "forced": force,
+    }
     if mismatched and not force:
         raise BackupError(f"restore finished but counts differ from the manifest (expected, found): {mismatched}")
     logger.info("backup restored", extra=result)

@@ -27,7 +27,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         local.start()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an operator sees one line, never a traceback
         local.stop()
         print(mask_credentials(f"vicw local failed to start: {exc}"), file=sys.stderr)
         return 1
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # an operator sees one line, never a traceback
+    except Exception as exc:  # noqa: BLE001 - an operator sees one line, never a traceback
         return _report_failure(args, exc)
 
 

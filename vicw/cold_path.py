@@ -301,7 +301,10 @@ class ColdPathWorker:
                 self._outbox = WindowStore(self.redis)
             self._outbox.outbox_confirm(job.job_id, self.name)
         except redis.RedisError as exc:
-            logger.warning("outbox confirmation failed; the job will be sent again", extra={"function": self.name, "job_id": job.job_id, "error": type(exc).__name__})
+            logger.warning(
+                "outbox confirmation failed; the job will be sent again",
+                extra={"function": self.name, "job_id": job.job_id, "error": type(exc).__name__},
+            )
 
     def _record_handler(self, record: SQSRecord) -> dict[str, Any]:
         try:
@@ -397,7 +400,6 @@ def build_offload_worker() -> ColdPathWorker:
 def build_graph_worker() -> ColdPathWorker:
     from vicw import container
 
-    s = container.settings()
     # One record at a time: two jobs of a session MERGE-ing the same entities concurrently could race
     # (no uniqueness constraints on FalkorDB), and a session's facts should land in order.
     return ColdPathWorker("graph", GraphProcessor(container.graph_store()).process, _redis_client(container.redis_url()))

@@ -108,7 +108,7 @@ def graph_store():  # noqa: ANN201
         return None
     from vicw.graph_store import build_graph_store
 
-    return build_graph_store(with_secrets(settings(), neo4j_password="neo4j_password_secret"))
+    return build_graph_store(with_secrets(settings(), neo4j_password="neo4j_password_secret"))  # noqa: S106 - names the secret
 
 
 def with_secrets(s: Settings, **fields: str) -> Settings:
@@ -176,7 +176,7 @@ def warm() -> None:
     for build in (token_counter, window_store, publisher, key_table, llm, vector_store, graph_store, memory_source):
         try:
             build()
-        except Exception as exc:  # a dependency that is down at start is reported by /health later
+        except Exception as exc:  # noqa: BLE001 - a dependency that is down at start is reported by /health later
             logger.warning("dependency not ready at start", exc_info=exc,
                            extra={"dependency": build.__name__, "error": type(exc).__name__})
 

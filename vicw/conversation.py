@@ -104,7 +104,7 @@ class Conversation:
         now = utcnow()
         new = self._new_turns(messages, now)
 
-        def change(current: WindowState | None):
+        def change(current: WindowState | None) -> tuple[WindowState, list[OffloadJob], None]:
             state = current or WindowState(tenant=tenant, session_id=session_id)
             wanted_system = system_prompt or (None if current and current.turns else self.settings.system_prompt)
             state, sys_jobs = self._ensure_system(state, wanted_system, now)
@@ -137,7 +137,7 @@ class Conversation:
             return False
         now = utcnow()
 
-        def change(current: WindowState | None):
+        def change(current: WindowState | None) -> tuple[WindowState, list[OffloadJob], bool]:
             state = current or WindowState(tenant=tenant, session_id=session_id)
             fresh, job = clear_window(state, now)
             return fresh, [job] if job else [], bool(state.turns)
@@ -309,7 +309,8 @@ class Conversation:
     def _without_memories(self, pending: PendingTurn) -> list[dict[str, str]]:
         """The same prompt without retrieved memories (the echo guard's last resort)."""
         plan = pending.plan
-        return build_prompt(pending.recorded.state, self.counter, self.policy.budget, [], self.settings.memory_token_budget, plan.extra_blocks).messages
+        state, budget = pending.recorded.state, self.policy.budget
+        return build_prompt(state, self.counter, budget, [], self.settings.memory_token_budget, plan.extra_blocks).messages
 
 
 @dataclass
@@ -321,4 +322,3 @@ class PendingTurn:
     request: CompletionRequest
     started: float
     retrieval_ms: float
-

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -162,7 +162,7 @@ class Rules(BaseModel):
             ],
         }
 
-    def c(self, name: str):  # the compiled form of a rule group
+    def c(self, name: str) -> Any:  # the compiled form of a rule group
         return self._compiled[name]
 
 
@@ -581,7 +581,7 @@ def parse_llm_extraction(text: str, job: OffloadJob, rules: Rules | None = None)
 class LLMExtractor:
     """Extraction by an LLM (strict JSON), falling back to the rules on any failure."""
 
-    def __init__(self, provider, *, max_tokens: int = 800, rules: Rules | None = None, logger=None) -> None:
+    def __init__(self, provider: Any, *, max_tokens: int = 800, rules: Rules | None = None, logger: Any = None) -> None:
         self.provider = provider
         self.max_tokens = max_tokens
         self.rules = rules

@@ -65,7 +65,7 @@ def is_forgotten(client: redis.Redis, job: OffloadJob) -> bool:
 def idempotency_hash(job_id: str, replay_id: str = "") -> str:
     """The hash Powertools keys a cold-path record on (`<function>#<hash>`, see vicw.cold_path):
     md5 of the JSON of the `[job_id, replay]` selection, keys sorted."""
-    return hashlib.md5(json.dumps([job_id, replay_id], sort_keys=True).encode()).hexdigest()
+    return hashlib.md5(json.dumps([job_id, replay_id], sort_keys=True).encode(), usedforsecurity=False).hexdigest()
 
 
 def delete_idempotency_records(client: redis.Redis, job_ids: Iterable[str]) -> int:
@@ -131,7 +131,7 @@ def _forget_in_process_caches(tenant: str, session_id: str | None) -> None:
     if session_id is not None and hasattr(cache, "forget"):
         cache.forget(tenant, session_id)
     elif session_id is None and hasattr(cache, "_entries"):
-        for key in [k for k in list(cache._entries) if k[0] == tenant]:
+        for key in [k for k in list(cache._entries) if k[0] == tenant]:  # noqa: SLF001 - the cache has no per-tenant listing
             cache.forget(*key)
 
 

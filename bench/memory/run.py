@@ -32,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -86,7 +86,7 @@ class Baselines:
     Nothing here goes through VICW. Dense embeds the turn as a memory line (date, speaker, text).
     """
 
-    def __init__(self, conv: Conversation, counter, embedder) -> None:  # noqa: ANN001
+    def __init__(self, conv: Conversation, counter, embedder) -> None:
         import bm25s
         import numpy as np
 
@@ -106,7 +106,7 @@ class Baselines:
         docs, scores = self.bm25.retrieve(tokens, k=k, show_progress=False)
         return [int(d) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
-    def rank_dense(self, qvec) -> list[int]:  # noqa: ANN001
+    def rank_dense(self, qvec) -> list[int]:
         sims = self.vectors @ qvec
         return [int(i) for i in self.np.argsort(-sims)[:CANDIDATES]]
 
@@ -133,7 +133,7 @@ class Baselines:
 class CachedEmbedder:
     """Turn vectors remembered on disk by text (re-runs while tuning the data re-embed only what changed)."""
 
-    def __init__(self, embedder, path: Path) -> None:  # noqa: ANN001
+    def __init__(self, embedder, path: Path) -> None:
         import pickle
 
         self.embedder, self.path, self._pickle = embedder, path, pickle
@@ -149,7 +149,7 @@ class CachedEmbedder:
         return [self.memo[t] for t in texts]
 
 
-def offline_rows(convs: list[Conversation], counter, embedder) -> dict[str, dict[str, bool]]:  # noqa: ANN001
+def offline_rows(convs: list[Conversation], counter, embedder) -> dict[str, dict[str, bool]]:
     """qid -> {system@budget: evidence all packed?} for BM25, dense, RRF at 1k/2k/3k, no window."""
     out: dict[str, dict[str, bool]] = {}
     for conv in convs:
@@ -296,7 +296,7 @@ def write_report(path: Path, args: argparse.Namespace, convs: list[Conversation]
     lines = [
         "# Memory benchmark: evidence in the prompt at 4,096 tokens (realistic chat)",
         "",
-        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with `{cmd}` (seed {args.seed}), "
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{cmd}` (seed {args.seed}), "
         f"{'the QUICK smoke set' if args.quick else 'the full set'}, on this machine ({os.cpu_count()} cores, shared and noisy). "
         f"Code at `{info.get('commit', '?')}`.",
         "",

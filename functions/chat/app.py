@@ -5,6 +5,7 @@ Powertools context (correlation id = API Gateway request id), metrics flushing a
 """
 
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
 from vicw import container
@@ -19,5 +20,5 @@ _asgi = Mangum(app, lifespan="off")
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def handler(event, context):
+def handler(event: dict, context: LambdaContext) -> dict:
     return _asgi(event, context)

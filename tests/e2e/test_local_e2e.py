@@ -87,7 +87,7 @@ def test_300_turns_flow_through_the_cold_path_exactly_once(client):
     session = client.get("/sessions/e2e").json()
     assert session["offloaded_jobs"] > 0 and session["tokens"] <= session["budget"]
 
-    def drained():  # noqa: ANN202
+    def drained():
         stats = client.get("/stats").json()
         q = stats["queues"]
         idle = all(q[n]["visible"] == 0 and q[n]["in_flight"] == 0 for n in ("offload", "graph"))

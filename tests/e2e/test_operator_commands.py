@@ -113,7 +113,7 @@ def test_replay_archive_twice_changes_nothing(stack):
 def test_replay_dlq_moves_messages_back(stack):
     env = stack["conn"]["env"]
     aws = {"endpoint_url": env["AWS_ENDPOINT_URL"], "region_name": env["AWS_REGION"],
-           "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto takes any  # noqa: S106
+           "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto takes any
     import boto3
 
     s3, client = boto3.client("s3", **aws), boto3.client("sqs", **aws)

@@ -242,7 +242,7 @@ class ScriptedHandler(BaseHTTPRequestHandler):
     owner: ScriptedServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass  # keep test output clean
 
     def read_json(self) -> tuple[RecordedRequest, dict[str, Any] | None]:
@@ -287,7 +287,7 @@ class ScriptedHandler(BaseHTTPRequestHandler):
 class _OpenAIHandler(ScriptedHandler):
     owner: ScriptedLLM
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self.owner.record(RecordedRequest(self.command, self.path, dict(self.headers.items()), None, time.time()))
         if self.path.rstrip("/").endswith("/models"):
             data = [{"id": self.owner.model, "object": "model", "created": 0, "owned_by": "scripted"}]
@@ -295,7 +295,7 @@ class _OpenAIHandler(ScriptedHandler):
         else:
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:
         request, body = self.read_json()
         if body is None:
             return

@@ -46,7 +46,7 @@ def test_sam_local_env_names_only_declared_variables(function):
     assert not undeclared, f"{function}: declare {sorted(undeclared)} in template.yaml or sam local ignores them"
 
 
-def _load(function: str):  # noqa: ANN202 - a module
+def _load(function: str):
     path = ROOT / "functions" / FOLDER[function] / "app.py"
     spec = importlib.util.spec_from_file_location(f"vicw_fn_{FOLDER[function]}_events_{uuid.uuid4().hex[:6]}", path)
     module = importlib.util.module_from_spec(spec)

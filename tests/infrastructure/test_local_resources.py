@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -86,7 +86,7 @@ def test_parameter_override_changes_max_receive_count(prefix, moto_endpoint):
 
 
 def test_topic_fans_out_raw_job_json_to_both_queues(resources):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     job = OffloadJob(
         job_id=OffloadJob.make_id("acme", "s1", 0, 1),
         tenant="acme",

@@ -183,7 +183,8 @@ def test_timestamps_and_names_reach_the_model(api, scripted_llm):
 
 def test_concurrent_appends_on_one_session_lose_nothing(api):
     def send(i: int) -> int:
-        return api.post("/sessions/busy/messages", json={"messages": [{"role": "user", "content": f"turn {i} " + words(20, i)}]}).status_code
+        message = {"role": "user", "content": f"turn {i} " + words(20, i)}
+        return api.post("/sessions/busy/messages", json={"messages": [message]}).status_code
 
     with ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(send, range(50)))

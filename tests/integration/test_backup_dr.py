@@ -92,7 +92,8 @@ def graph_state(tenant: str) -> tuple[dict, list]:
 
     graph = container.graph_store()
     exported = graph.export(tenant)
-    key = lambda x: repr(sorted(x.items()))
+    def key(x: dict) -> str:
+        return repr(sorted(x.items()))
     return graph.counts(tenant), sorted(key(n) for n in exported["nodes"]) + sorted(key(e) for e in exported["edges"])
 
 

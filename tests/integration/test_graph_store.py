@@ -12,7 +12,7 @@ import os
 import random
 import socket
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,7 +24,7 @@ from vicw.graph_store.neo4j import Neo4jGraphStore
 from vicw.local.services import free_port, redis_server, wait_for_port
 from vicw.models import OffloadJob, Turn
 
-T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 ALL = ("active", "completed", "invalid")
 
 
@@ -232,7 +232,7 @@ def normalised(backup: dict) -> list:
             return {k: norm(v) for k, v in value.items()}
         return value
 
-    return sorted((json.dumps(norm(x), sort_keys=True) for x in backup["nodes"] + backup["edges"]))
+    return sorted(json.dumps(norm(x), sort_keys=True) for x in backup["nodes"] + backup["edges"])
 
 
 def test_import_rejects_unknown_labels(store):

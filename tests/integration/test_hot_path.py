@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -18,11 +18,11 @@ from vicw.window import NewTurn, WindowPolicy, append_turns
 from vicw.window_store import WindowStore
 
 POLICY = WindowPolicy(budget=600, offload_threshold=0.8, hysteresis_threshold=0.7, target_after_relief=0.6)
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def grow(store: WindowStore, session: str, n: int, tokens: int = 60):  # noqa: ANN201
-    def change(current):  # noqa: ANN001, ANN202
+def grow(store: WindowStore, session: str, n: int, tokens: int = 60):
+    def change(current):
         state = current or WindowState(tenant="t", session_id=session)
         new = [NewTurn(role="user", content=f"m{i}", tokens=tokens, timestamp=NOW) for i in range(n)]
         state, jobs = append_turns(state, new, POLICY, NOW)

@@ -61,12 +61,11 @@ async def http_session(url: str, key: str | None) -> AsyncIterator[ClientSession
 
 
 @asynccontextmanager
-async def stdio_session(url: str, key_file) -> AsyncIterator[ClientSession]:  # noqa: ANN001
+async def stdio_session(url: str, key_file) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(command=sys.executable, args=["-m", "vicw.cli", "mcp", "--url", url, "--key-file", str(key_file)])
-    async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            yield session
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
 
 
 def over_http(url: str, key: str | None, work: Callable[[ClientSession], Awaitable[T]]) -> T:
@@ -77,7 +76,7 @@ def over_http(url: str, key: str | None, work: Callable[[ClientSession], Awaitab
     return asyncio.run(run())
 
 
-def call(url: str, key: str, tool: str, **arguments: Any):  # noqa: ANN201 - CallToolResult
+def call(url: str, key: str, tool: str, **arguments: Any):
     return over_http(url, key, lambda session: session.call_tool(tool, arguments))
 
 
@@ -88,12 +87,12 @@ def innermost(exc: BaseException) -> BaseException:
     return exc
 
 
-def ok(result) -> dict:  # noqa: ANN001
+def ok(result) -> dict:
     assert not result.is_error, result.content
     return result.structured_content
 
 
-def error_text(result) -> str:  # noqa: ANN001
+def error_text(result) -> str:
     assert result.is_error, result.structured_content
     text = " ".join(c.text for c in result.content)
     assert "Traceback" not in text and 'File "' not in text, text
@@ -208,7 +207,8 @@ def test_a_bad_key_is_refused(cold, key):
         if key:
             headers["Authorization"] = f"Bearer {key}"
         raw = http.post(f"{cold.url}/mcp", headers=headers,
-                        json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_session", "arguments": {"session_id": "apollo"}}})
+                        json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                              "params": {"name": "get_session", "arguments": {"session_id": "apollo"}}})
     assert raw.status_code == 401 and raw.headers["www-authenticate"] == "Bearer"
     assert raw.json()["error"]["message"] and "apollo" not in raw.text
 
@@ -217,8 +217,9 @@ def test_bad_input_is_a_tool_error_with_a_clear_message(cold):
     bad_role = error_text(call(cold.url, API_KEY, "add_messages", session_id="x1", messages=[{"role": "wizard", "content": "hi"}]))
     assert "role" in bad_role
     too_long = "a" * (container.settings().max_message_chars + 1)
-    assert "MAX_MESSAGE_CHARS" in error_text(call(cold.url, API_KEY, "add_messages", session_id="x1",
-                                                  messages=[{"role": "user", "content": too_long}]))
+    assert "MAX_MESSAGE_CHARS" in error_text(
+        call(cold.url, API_KEY, "add_messages", session_id="x1", messages=[{"role": "user", "content": too_long}])
+    )
     assert "session_id" in error_text(call(cold.url, API_KEY, "get_session", session_id="../etc"))
     assert "limit" in error_text(call(cold.url, API_KEY, "search_memory", query="ferrets", limit=500))
     assert "query" in error_text(call(cold.url, API_KEY, "search_memory", query="   "))

@@ -5,7 +5,7 @@ silent fallback to the live window."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -63,7 +63,7 @@ def test_naive_timestamps_mean_utc_and_keep_retrieval_on(cold, scripted_llm, cap
         hit = next((m for m in body["memories"] if "Ines is getting married" in m["text"]), None)
         assert hit is not None, body["memories"]
         # stored timezone-aware, as UTC: the naive 13:56 is 13:56 UTC
-        assert datetime.fromisoformat(hit["timestamp"]) == START.replace(tzinfo=timezone.utc)
+        assert datetime.fromisoformat(hit["timestamp"]) == START.replace(tzinfo=UTC)
         assert "2023-05-08 13:56" in body["messages"][-2]["content"]  # cited with its date in the prompt
 
         # A dated question takes the temporal path (date arithmetic on the stored times) too.
@@ -79,8 +79,8 @@ def test_naive_timestamps_mean_utc_and_keep_retrieval_on(cold, scripted_llm, cap
 def test_points_stored_with_a_naive_time_come_back_aware():
     """Points written before timestamps were always aware may hold a naive ISO time."""
     rec = MemoryRecord(id="p", tenant="t", session_id="s", job_id="j", turn_id="3", seq=3, role="user", speaker="Maya",
-                       text="[2023-05-08 13:56] Maya: We moved to Porto.", timestamp=START.replace(tzinfo=timezone.utc).timestamp(),
+                       text="[2023-05-08 13:56] Maya: We moved to Porto.", timestamp=START.replace(tzinfo=UTC).timestamp(),
                        iso=START.isoformat(), tokens=12)
     mem = to_memory(rec, 0.5, "dense", TokenCounter("cl100k_base"), max_tokens=40)
-    assert mem.timestamp == START.replace(tzinfo=timezone.utc) and mem.timestamp.tzinfo is not None
+    assert mem.timestamp == START.replace(tzinfo=UTC) and mem.timestamp.tzinfo is not None
     assert mem.text == "We moved to Porto."

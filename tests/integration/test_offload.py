@@ -21,7 +21,7 @@ from vicw.models import OffloadJob
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_function(name: str):  # noqa: ANN201 - a module
+def load_function(name: str):
     spec = importlib.util.spec_from_file_location(f"vicw_fn_{name}_under_test", REPO / "functions" / name / "app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -84,7 +84,7 @@ class ColdEnv:
         self.rebuild()
 
     @property
-    def vectors(self):  # noqa: ANN201
+    def vectors(self):
         return container.vector_store()
 
     @property
@@ -209,7 +209,7 @@ def test_one_poison_record_fails_alone(offload, cold_env, monkeypatch, workers):
     assert redis_client_stats(offload) == {"processed": 9, "failed": 1}
 
 
-def redis_client_stats(app) -> dict:  # noqa: ANN001
+def redis_client_stats(app) -> dict:
     from vicw.worker_stats import read_worker_stats
 
     return read_worker_stats(app.worker.get().redis)["offload"]

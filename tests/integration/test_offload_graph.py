@@ -13,7 +13,7 @@ from vicw.lambda_context import local_context
 
 
 @pytest.fixture()
-def graph_app(cold_env, redis_url, monkeypatch):  # noqa: F811
+def graph_app(cold_env, redis_url, monkeypatch):
     monkeypatch.setenv("GRAPH_BACKEND", "falkordb")
     monkeypatch.setenv("FALKORDB_URL", redis_url.rsplit("/", 1)[0])
     monkeypatch.setenv("GRAPH_NAME", f"g_{uuid.uuid4().hex[:8]}")
@@ -25,7 +25,7 @@ def graph_app(cold_env, redis_url, monkeypatch):  # noqa: F811
     store.close()
 
 
-def test_graph_handler_writes_once_per_job(graph_app, cold_env):  # noqa: F811
+def test_graph_handler_writes_once_per_job(graph_app, cold_env):
     jobs = [
         make_job(texts=["I'm Alice and I work at Globex in Berlin.", "Nice to meet you, Alice."]),
         make_job(first_seq=2, texts=["My manager Bob moved to Acme Corp last week.", "Thanks for the update."]),

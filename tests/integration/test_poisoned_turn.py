@@ -46,7 +46,7 @@ def quarantine_warnings(caplog) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno == logging.WARNING and "turn quarantined" in r.getMessage()]
 
 
-def test_offload_stores_the_good_turns_and_reports_the_bad_ones(offload, cold_env, redis_client, caplog):  # noqa: F811
+def test_offload_stores_the_good_turns_and_reports_the_bad_ones(offload, cold_env, redis_client, caplog):
     body, good, bad = poisoned_body()
     cold_env.send(body)
     result = offload.handler(cold_env.event(cold_env.receive(1)), local_context("vicw-offload"))
@@ -62,7 +62,7 @@ def test_offload_stores_the_good_turns_and_reports_the_bad_ones(offload, cold_en
 
 
 @pytest.fixture()
-def graph_app(cold_env, redis_url, monkeypatch):  # noqa: F811
+def graph_app(cold_env, redis_url, monkeypatch):
     monkeypatch.setenv("GRAPH_BACKEND", "falkordb")
     monkeypatch.setenv("FALKORDB_URL", redis_url.rsplit("/", 1)[0])
     monkeypatch.setenv("GRAPH_NAME", f"g_{uuid.uuid4().hex[:8]}")
@@ -74,7 +74,7 @@ def graph_app(cold_env, redis_url, monkeypatch):  # noqa: F811
     store.close()
 
 
-def test_graph_stores_the_good_turns_and_reports_the_bad_ones(graph_app, cold_env, redis_client, caplog):  # noqa: F811
+def test_graph_stores_the_good_turns_and_reports_the_bad_ones(graph_app, cold_env, redis_client, caplog):
     body, good, bad = poisoned_body()
     cold_env.send(body, cold_env.graph_url)
     result = graph_app.handler(cold_env.event(cold_env.receive(1, cold_env.graph_url), cold_env.graph_url), local_context("vicw-graph"))

@@ -16,7 +16,7 @@ from vicw.lambda_context import local_context, poll_once
 from vicw.replay import replay_archive, replay_dlq
 
 
-def drain(url: str, handler) -> int:  # noqa: ANN001
+def drain(url: str, handler) -> int:
     processed, idle = 0, 0
     while idle < 2:
         got, failed = poll_once(client("sqs"), url, handler, local_context(), wait_seconds=1)

@@ -5,7 +5,7 @@ offload/graph functions do."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -21,7 +21,7 @@ from vicw.retrieval.source import STATE_HEADER
 from vicw.tokens import TokenCounter
 from vicw.vector_edge import EdgeVectorStore
 
-T0 = datetime(2024, 5, 2, 18, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 2, 18, 0, tzinfo=UTC)
 COUNTER = TokenCounter("cl100k_base")
 
 
@@ -72,15 +72,27 @@ def stores(redis_url, redis_client, embedder):
     jobs = [
         job("tenant-a", "s", turns(A_TEXTS)),
         job("tenant-a", "other", turns(["My locker code at the gym is 1111 in the other session."], first=0)),
-        job("tenant-a", None, turns(["Company travel policy: trains are booked through the Rail Desk in Coimbra."], names=("Travel policy", "")),
-            kind="document", title="Travel policy"),
+        job(
+            "tenant-a",
+            None,
+            turns(["Company travel policy: trains are booked through the Rail Desk in Coimbra."], names=("Travel policy", "")),
+            kind="document",
+            title="Travel policy",
+        ),
         job("tenant-b", "s", turns(B_TEXTS, names=("Tom", "Assistant"))),
     ]
     for j in jobs:
         offload.process(j)
         process_graph_job(j, graph)
-    source = HybridMemorySource(RetrievalRecipe(), COUNTER, vectors=vectors, embedder=embedder, graph=graph, redis=redis_client,
-                                boredom=BoredomCounter(redis_client, threshold=2))
+    source = HybridMemorySource(
+        RetrievalRecipe(),
+        COUNTER,
+        vectors=vectors,
+        embedder=embedder,
+        graph=graph,
+        redis=redis_client,
+        boredom=BoredomCounter(redis_client, threshold=2),
+    )
     yield source, vectors, graph
     graph.delete_tenant("tenant-a")
     graph.delete_tenant("tenant-b")
@@ -88,8 +100,7 @@ def stores(redis_url, redis_client, embedder):
 
 
 def window(tenant: str, live: list[Turn], shed: int) -> WindowState:
-    return WindowState(tenant=tenant, session_id="s", turns=live, next_seq=(live[-1].seq + 1) if live else shed,
-                       offloaded_turns=shed)
+    return WindowState(tenant=tenant, session_id="s", turns=live, next_seq=(live[-1].seq + 1) if live else shed, offloaded_turns=shed)
 
 
 def texts_of(memories) -> str:

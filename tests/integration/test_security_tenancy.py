@@ -1,7 +1,7 @@
 """Tenant isolation with every store populated through the real cold path: tenant B, holding tenant
 A's session ids, tries every route and every retrieval path and sees nothing of A; A is intact."""
 
-# ruff: noqa: F811 - the module-scoped fixtures below are imported from test_forget and shadowed by test arguments
+
 from __future__ import annotations
 
 import json

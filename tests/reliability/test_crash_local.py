@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -84,7 +83,7 @@ def kill_everything(proc: subprocess.Popen) -> list[int]:
     return servers
 
 
-def redis_client(data: Path):  # noqa: ANN201
+def redis_client(data: Path):
     import redis
 
     env = json.loads((data / "connection.json").read_text())["env"]

@@ -23,7 +23,7 @@ SAMPLES = [
 def same(text: str) -> None:
     d = EDGE.embed_document(text)
     indices, values = bm25.encode_document(text)
-    assert dict(zip(indices, values)) == pytest.approx(dict(zip(d.indices, d.values)), rel=1e-5)
+    assert dict(zip(indices, values, strict=True)) == pytest.approx(dict(zip(d.indices, d.values, strict=True)), rel=1e-5)
     q = EDGE.embed_query(text)
     assert bm25.encode_query(text)[0] == sorted(q.indices)
 

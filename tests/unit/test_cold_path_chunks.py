@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from vicw.models import OffloadJob, Turn
 from vicw.tokens import TokenCounter
 from vicw.vector_store import MAX_CHUNK_TOKENS, chunk_job
 
-T0 = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
 def make_job(

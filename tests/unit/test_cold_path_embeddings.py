@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from tests.conftest import run_in_threads
-
 from vicw.embeddings import MINILM_DIM, Embedder, minilm_model_dir
 
 
@@ -61,7 +59,7 @@ def test_concurrent_first_use_loads_once(tmp_path, monkeypatch):
         try:
             e.embed_one("thread safety")
             models.append(id(e._model))
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - pragma: no cover - reported below
             errors.append(exc)
 
     run_in_threads(work, 4)

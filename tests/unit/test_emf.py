@@ -144,8 +144,7 @@ def emf_enabled(monkeypatch, redis_url, redis_client):
 
 def test_handlers_print_valid_emf(emf_enabled, capsys):
     from tests.unit.test_cold_path_chunks import make_job
-    from vicw.lambda_context import local_context
-    from vicw.lambda_context import sqs_event
+    from vicw.lambda_context import local_context, sqs_event
     from vicw.local.runner import apigw_v2_event, load_function
 
     assert os.environ.get("POWERTOOLS_METRICS_DISABLED") is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,7 +24,7 @@ from vicw.extraction import (
 from vicw.llm.base import Completion, LLMTimeout
 from vicw.models import OffloadJob, Turn
 
-T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def make_job(*messages, first_seq: int = 0, session_id: str | None = "s1") -> OffloadJob:

@@ -4,7 +4,7 @@ each retry is asserted), real Redis for the reply history and the real embedding
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,14 @@ from vicw.conversation import Conversation, IncomingMessage
 from vicw.embeddings import Embedder
 from vicw.llm.openai_compat import OpenAICompatProvider
 from vicw.loop_guard import (
-    ECHO_INSTRUCTIONS, LAST_INSTRUCTION, LOOP_HEADER, BoredomCounter, EchoGuard, LoopGuard, echo_key, injected_lines,
+    ECHO_INSTRUCTIONS,
+    LAST_INSTRUCTION,
+    LOOP_HEADER,
+    BoredomCounter,
+    EchoGuard,
+    LoopGuard,
+    echo_key,
+    injected_lines,
     with_instruction,
 )
 from vicw.models import OffloadJob, Turn
@@ -27,7 +34,7 @@ from vicw.vector_edge import EdgeVectorStore
 from vicw.window_store import WindowStore
 
 COUNTER = TokenCounter("cl100k_base")
-T0 = datetime(2024, 1, 5, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 1, 5, 10, 0, tzinfo=UTC)
 ECHO = "The lighthouse on Berlenga island was built in 1841 and is still working today."
 
 

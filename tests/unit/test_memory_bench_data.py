@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.memory.generate import KINDS, dataset, generate  # noqa: E402
+from bench.memory.generate import KINDS, dataset, generate
 
 
 @pytest.fixture(scope="module")

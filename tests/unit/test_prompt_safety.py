@@ -5,7 +5,7 @@ user-role message, and nothing of it reaches the system message."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,7 +25,7 @@ from vicw.prompt import (
 from vicw.retrieval.source import STATE_HEADER
 from vicw.tokens import TokenCounter
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 COUNTER = TokenCounter("cl100k_base")
 SYSTEM = "You are a helpful assistant."
 ANY_TAG = re.compile(r"<\W*memories", re.IGNORECASE)
@@ -74,7 +74,7 @@ def check_contained(plan) -> None:
     for line in inside:
         assert not ANY_TAG.search(line), line  # no quoted text can open or close the block
         # each line is ours: a citation, a state item, a label, or an indented continuation of quoted text
-        assert (line.startswith(("[memory ", "- ", CONTINUATION[1:])) or line in (REPEATED_LABEL, STATE_HEADER, "Recently completed:")), line
+        assert line.startswith(("[memory ", "- ", CONTINUATION[1:])) or line in (REPEATED_LABEL, STATE_HEADER, "Recently completed:"), line
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -109,7 +109,7 @@ def test_extracted_goals_are_quoted_in_the_data_block_not_the_system_message():
     assert plan.messages[0] == {"role": "system", "content": SYSTEM}
     assert "ignore every earlier instruction" not in plan.messages[0]["content"]
     block = plan.memory_block
-    inside = block[block.index(MEMORY_OPEN):]
+    inside = block[block.index(MEMORY_OPEN) :]
     assert f"- goal: {goal}" in inside and plan.messages[plan.data_index]["role"] == "user"
     # and it sits just before the newest user message, like the memories
     assert plan.data_index == len(plan.messages) - 2
@@ -122,8 +122,10 @@ def test_the_extraction_transcript_is_quoted_too(texts, name):
     from vicw.extraction import CONVERSATION_CLOSE, CONVERSATION_OPEN, LLM_INSTRUCTIONS, LLMExtractor
     from vicw.models import OffloadJob
 
-    turns = [Turn(seq=i, role="user" if i % 2 == 0 else "assistant", content=t, name=name if i % 2 == 0 else None,
-                  timestamp=T0, tokens=1) for i, t in enumerate(texts)]
+    turns = [
+        Turn(seq=i, role="user" if i % 2 == 0 else "assistant", content=t, name=name if i % 2 == 0 else None, timestamp=T0, tokens=1)
+        for i, t in enumerate(texts)
+    ]
     job = OffloadJob(job_id="j", tenant="t", session_id="s", turns=turns, token_count=len(turns))
     system, user = LLMExtractor(provider=None).request(job).messages
     assert system == {"role": "system", "content": LLM_INSTRUCTIONS} and user["role"] == "user"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from vicw.retrieval.query import analyse
 
-NOW = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("query", [
@@ -36,7 +36,7 @@ isoish = st.tuples(st.integers(0, 9999), st.integers(0, 99), st.integers(0, 99))
 @given(words=st.lists(st.one_of(date_words, numbers, isoish, st.text(max_size=8)), max_size=10),
        year=st.integers(1900, 2999), month=st.integers(1, 12), day=st.integers(1, 28))
 def test_reading_a_question_never_raises(words, year, month, day):
-    now = datetime(year, month, day, tzinfo=timezone.utc)
+    now = datetime(year, month, day, tzinfo=UTC)
     intent = analyse(" ".join(words), now)
     if intent.time_range is not None:
         start, end = intent.time_range

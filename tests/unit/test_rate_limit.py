@@ -6,10 +6,9 @@ import threading
 import time
 
 import pytest
-
-from tests.conftest import run_in_threads
 import redis
 
+from tests.conftest import run_in_threads
 from vicw.rate_limit import (
     KEY_PREFIX,
     RateLimiter,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,14 +13,23 @@ from vicw.retrieval.packing import memory_id, pack, strip_prefix, to_memory
 from vicw.tokens import TokenCounter
 from vicw.vector_store import MemoryRecord
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 COUNTER = TokenCounter("cl100k_base")
 words = st.lists(st.sampled_from(["alpha", "Lisbon", "4,250", "invoice", "<memories>", "é", "dog", "\n", "2024-03-05", "?"]),
                  min_size=1, max_size=120).map(" ".join)
 
 
 def make_state(texts: list[str]) -> WindowState:
-    turns = [Turn(seq=0, role="system", content="You are helpful.", timestamp=T0, tokens=COUNTER.count_message("system", "You are helpful."), pinned=True)]
+    turns = [
+        Turn(
+            seq=0,
+            role="system",
+            content="You are helpful.",
+            timestamp=T0,
+            tokens=COUNTER.count_message("system", "You are helpful."),
+            pinned=True,
+        )
+    ]
     for i, text in enumerate(texts, start=1):
         t = Turn(seq=i, role="user" if i % 2 else "assistant", content=text, name="Ann", timestamp=T0 + timedelta(minutes=i), tokens=0)
         turns.append(t.model_copy(update={"tokens": COUNTER.count_turn(t)}))
@@ -37,13 +46,16 @@ def make_state(texts: list[str]) -> WindowState:
 )
 def test_prompt_never_exceeds_budget_and_skips_live_turns(window, memories, budget, memory_budget, blocks):
     state = make_state(window)
-    base = COUNTER.count_messages([{"role": "system", "content": "You are helpful."},
-                                   *({"role": t.role, "content": t.rendered()} for t in state.turns[1:])])
+    base = COUNTER.count_messages(
+        [{"role": "system", "content": "You are helpful."}, *({"role": t.role, "content": t.rendered()} for t in state.turns[1:])]
+    )
     if base > budget:
         return  # the window alone does not fit: not what this property is about
     live = {t.turn_id for t in state.turns if not t.pinned}
-    mems = [Memory(id=str(seq), text=text, score=score, source="dense", turn_ids=[str(seq)], timestamp=T0, speaker="Ann", session_id="s")
-            for text, seq, score in memories]
+    mems = [
+        Memory(id=str(seq), text=text, score=score, source="dense", turn_ids=[str(seq)], timestamp=T0, speaker="Ann", session_id="s")
+        for text, seq, score in memories
+    ]
     packed = pack(mems, COUNTER, memory_budget)
     assert sum(COUNTER.count_text(m.cite() + "\n") for m in packed) <= memory_budget
     plan = build_prompt(state, COUNTER, budget, packed, memory_budget, blocks)
@@ -64,9 +76,20 @@ def test_pack_keeps_order_and_drops_duplicates_and_what_does_not_fit():
 
 def test_records_become_short_cited_memories():
     when = T0 + timedelta(days=2)
-    rec = MemoryRecord(id="p", tenant="t", session_id="s", job_id="j", turn_id="12", seq=12, role="user", speaker="Ann",
-                       text=f"[{when:%Y-%m-%d %H:%M}] Ann: We moved to Porto. " + "More detail. " * 100,
-                       timestamp=when.timestamp(), iso=when.isoformat(), tokens=300)
+    rec = MemoryRecord(
+        id="p",
+        tenant="t",
+        session_id="s",
+        job_id="j",
+        turn_id="12",
+        seq=12,
+        role="user",
+        speaker="Ann",
+        text=f"[{when:%Y-%m-%d %H:%M}] Ann: We moved to Porto. " + "More detail. " * 100,
+        timestamp=when.timestamp(),
+        iso=when.isoformat(),
+        tokens=300,
+    )
     mem = to_memory(rec, 0.5, "dense", COUNTER, max_tokens=40)
     assert mem.text.startswith("We moved to Porto.") and COUNTER.count_text(mem.text) <= 41
     assert mem.cite().startswith("[memory 12 | 2024-03-03 09:00 | Ann] We moved")

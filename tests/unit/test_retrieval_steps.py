@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,7 +10,7 @@ from vicw.retrieval import steps
 from vicw.retrieval.query import analyse, tokenize
 from vicw.vector_store import MemoryRecord, VectorHit
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def record(seq: int, content: str, *, session: str | None = "s", kind: str = "conversation", speaker: str = "Alice",
@@ -22,22 +22,29 @@ def record(seq: int, content: str, *, session: str | None = "s", kind: str = "co
 
 
 def test_tokenize_keeps_numbers_dates_and_drops_stop_words():
-    assert tokenize("The invoice for 4,250 euros is due on 2024-03-05, isn't it?") == ["invoice", "4250", "euros", "due", "2024-03-05", "isn't"]
+    assert tokenize("The invoice for 4,250 euros is due on 2024-03-05, isn't it?") == [
+        "invoice",
+        "4250",
+        "euros",
+        "due",
+        "2024-03-05",
+        "isn't",
+    ]
     assert tokenize("Anna's flight 17") == ["anna", "flight", "17"]
 
 
 @pytest.mark.parametrize(
     ("query", "start", "days"),
     [
-        ("what did we decide on 2024-02-10?", datetime(2024, 2, 10, tzinfo=timezone.utc), 1),
-        ("what happened yesterday", datetime(2024, 3, 19, tzinfo=timezone.utc), 1),
-        ("anything in February?", datetime(2024, 2, 1, tzinfo=timezone.utc), 29),
-        ("what did I say on March 3rd", datetime(2024, 3, 3, tzinfo=timezone.utc), 1),
-        ("plans from last week", datetime(2024, 3, 6, tzinfo=timezone.utc), 14),
+        ("what did we decide on 2024-02-10?", datetime(2024, 2, 10, tzinfo=UTC), 1),
+        ("what happened yesterday", datetime(2024, 3, 19, tzinfo=UTC), 1),
+        ("anything in February?", datetime(2024, 2, 1, tzinfo=UTC), 29),
+        ("what did I say on March 3rd", datetime(2024, 3, 3, tzinfo=UTC), 1),
+        ("plans from last week", datetime(2024, 3, 6, tzinfo=UTC), 14),
     ],
 )
 def test_time_ranges_are_relative_to_the_conversation_clock(query, start, days):
-    now = datetime(2024, 3, 20, 15, 30, tzinfo=timezone.utc)
+    now = datetime(2024, 3, 20, 15, 30, tzinfo=UTC)
     intent = analyse(query, now)
     assert intent.time_range == (start, start + timedelta(days=days))
 
@@ -73,8 +80,12 @@ def test_score_fusion_adds_cosine_and_squashed_bm25():
 
 
 def test_neighbours_complete_an_exchange():
-    q, a, statement, yes = (record(i, t) for i, t in enumerate(
-        ["Where did you park the car?", "Level 3, spot 41.", "An unrelated remark about the weather we had today", "Yes."]))
+    q, a, statement, yes = (
+        record(i, t)
+        for i, t in enumerate(
+            ["Where did you park the car?", "Level 3, spot 41.", "An unrelated remark about the weather we had today", "Yes."]
+        )
+    )
     assert steps.neighbour_seqs(q, "s") == [-1, 1] and steps.neighbour_seqs(record(0, "x", session="other"), "s") == []
     assert steps.completes_exchange(q, a)  # a question pulls its answer
     assert steps.completes_exchange(a, q)  # an answer pulls its question

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from vicw.models import WindowState
 from vicw.window import MessageTooLarge, NewTurn, WindowPolicy, append_turns, max_message_tokens, window_tokens
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = WindowPolicy(budget=1000, offload_threshold=0.8, hysteresis_threshold=0.7, target_after_relief=0.6)
 
 

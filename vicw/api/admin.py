@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from vicw import container
 from vicw.api.app import ApiError, Tenant
-from vicw.auth import TENANT_RE, is_admin
 from vicw.api.json_body import CheckedJSONRoute
+from vicw.auth import TENANT_RE, is_admin
 
 router = APIRouter(tags=["admin"], route_class=CheckedJSONRoute)
 

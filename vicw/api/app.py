@@ -38,7 +38,7 @@ def require_tenant(request: Request, authorization: Annotated[str | None, Header
     except AuthError as exc:
         metrics.add_metric(name=M.AUTH_FAILURES, unit="Count", value=1)
         raise ApiError(401, str(exc), "authentication_error", {"WWW-Authenticate": "Bearer"}) from None
-    except Exception as exc:  # the table itself could not be read or parsed: fail closed, but say so
+    except Exception as exc:  # noqa: BLE001 - the table itself could not be read or parsed: fail closed, but say so
         raise key_table_unavailable(exc) from None
     request.state.tenant = tenant
     limiter = getattr(request.app.state, "rate_limiter", None)
@@ -87,7 +87,7 @@ def _rate_limiter(settings):  # noqa: ANN001, ANN202 - Settings -> RateLimiter |
 
     try:
         url = container.redis_url()
-    except Exception:
+    except Exception:  # noqa: BLE001 - logged; the window store's own 503s say the rest
         logger.warning("Redis URL unavailable at start: per-tenant rate limits are off in this process", exc_info=True)
         return None
     return RateLimiter.from_settings(settings, url)
@@ -166,7 +166,7 @@ def create_app() -> FastAPI:
         return _chat_response(body.session_id, result)
 
     @app.post("/v1/chat/completions", tags=["openai"])
-    def chat_completions(body: s.OpenAIChatRequest, tenant: Tenant, x_session_id: Annotated[str | None, Header()] = None):
+    def chat_completions(body: s.OpenAIChatRequest, tenant: Tenant, x_session_id: Annotated[str | None, Header()] = None) -> object:
         from vicw.api.openai_compat import complete
 
         check_message_chars(*(m.text() for m in body.messages))

@@ -7,9 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vicw import container
 from vicw.api.app import ApiError, Tenant
+from vicw.api.json_body import CheckedJSONRoute
 from vicw.api.schemas import SessionId
 from vicw.ingest import DocumentTooLarge, IngestUnavailable, ingest_document
-from vicw.api.json_body import CheckedJSONRoute
 
 router = APIRouter(tags=["memory"], route_class=CheckedJSONRoute)
 

@@ -153,7 +153,7 @@ def _call(ctx: Context, tool: str, operation: Callable[[str], T]) -> T:
     metrics.add_metric(name=M.MCP_TOOL_CALLS, unit="Count", value=1)
     try:
         return operation(tenant)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a tool error the client can show
         metrics.add_metric(name=M.MCP_TOOL_ERRORS, unit="Count", value=1)
         raise _tool_error(tool, tenant, exc) from None
 

@@ -70,6 +70,10 @@ def complete(body: OpenAIChatRequest, tenant: str, header: str | None):  # noqa:
         "created": int(time.time()),
         "model": c.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
         "vicw": extension(session_id, result),
     }

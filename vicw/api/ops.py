@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +33,7 @@ router = APIRouter(tags=["ops"], route_class=CheckedJSONRoute)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def _api_error(status: int, message: str, kind: str):
+def _api_error(status: int, message: str, kind: str) -> Exception:
     from vicw.api.app import ApiError
 
     return ApiError(status, message, kind)
@@ -105,7 +106,7 @@ def resolve_location(value: str | None) -> str | None:
     return str(Path(container.settings().vicw_data_dir) / "backups" / value)
 
 
-def _run(fn, *args, **kwargs) -> dict:
+def _run(fn: Callable[..., dict], *args: object, **kwargs: object) -> dict:
     from vicw.backup import BackupError
 
     try:

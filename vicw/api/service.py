@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 
@@ -201,7 +201,7 @@ def _search_tenant(tenant: str, query: str, limit: int) -> s.SearchResponse:
         where = h.session_id or f"doc:{h.job_id}"
         hits.append(s.MemoryHit(
             id=f"{where}#{h.seq}" + (f".{h.part}" if h.parts > 1 else ""), text=h.text,
-            date=as_utc(datetime.fromisoformat(h.iso)) if h.iso else datetime.fromtimestamp(h.timestamp, timezone.utc),
+            date=as_utc(datetime.fromisoformat(h.iso)) if h.iso else datetime.fromtimestamp(h.timestamp, UTC),
             speaker=h.speaker, score=round(h.score, 6), source="dense+keyword", session_id=h.session_id,
             turn_ids=[h.turn_id],
         ))
@@ -231,7 +231,7 @@ def _state_item(item) -> s.StateItemOut:  # noqa: ANN001 - vicw.extraction.State
     return s.StateItemOut(
         kind=item.kind, status=item.status, text=item.text, subject=item.subject, dates=item.dates, amounts=item.amounts,
         turn_seqs=item.turn_seqs,
-        updated_at=datetime.fromtimestamp(item.updated_at, timezone.utc) if item.updated_at else None,
+        updated_at=datetime.fromtimestamp(item.updated_at, UTC) if item.updated_at else None,
     )
 
 

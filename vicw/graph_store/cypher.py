@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -293,7 +293,7 @@ class CypherGraphStore(ABC):
             rows = [{"src": e.src, "dst": e.dst, "props": e.props} for e in backup.edges if e.type == rel]
             self._batched(q.import_edges(rel), rows, {})
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -49,7 +49,7 @@ class FalkorDBGraphStore(CypherGraphStore):
                 return Outcome([], 0, 0)  # nothing written yet: reads see an empty graph
             raise GraphStoreError(f"falkordb query failed: {exc}") from exc
         names = [h[1] for h in result.header] if result.header else []
-        rows = [dict(zip(names, row)) for row in result.result_set]
+        rows = [dict(zip(names, row, strict=True)) for row in result.result_set]
         return Outcome(rows, int(result.nodes_deleted or 0), int(result.relationships_deleted or 0))
 
     def ensure_schema(self) -> None:
@@ -85,7 +85,7 @@ class FalkorDBGraphStore(CypherGraphStore):
     def close(self) -> None:
         try:
             self._db.connection.close()
-        except Exception:  # closing a broken connection is not an error worth raising
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection is not an error worth raising
             pass
 
 

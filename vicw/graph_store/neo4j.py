@@ -42,7 +42,7 @@ class Neo4jGraphStore(CypherGraphStore):
     def _run(self, query: str, params: dict[str, Any], *, write: bool) -> Outcome:
         from neo4j.exceptions import Neo4jError, ServiceUnavailable
 
-        def work(tx) -> Outcome:
+        def work(tx: Any) -> Outcome:
             result = tx.run(query, params)
             rows = [record.data() for record in result]
             counters = result.consume().counters

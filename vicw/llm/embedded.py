@@ -127,7 +127,7 @@ class EmbeddedProvider:
         params.no_perf = True
         context = LlamaContext(llm.model, params)
         context.install_cancel_callback()
-        llm._ctx, llm._ctx_size = context, self.context_tokens  # reused while n_ctx matches
+        llm._ctx, llm._ctx_size = context, self.context_tokens  # noqa: SLF001 - reused while n_ctx matches
         self._llm = llm
         self.load_seconds = time.perf_counter() - started
         logger.info("embedded model loaded", extra={"model": self.model, "seconds": round(self.load_seconds, 3)})
@@ -194,7 +194,7 @@ class EmbeddedProvider:
         budget = self.context_tokens - request.max_tokens
         dropped = 0
         while True:
-            prompt = llm._apply_template(messages)
+            prompt = llm._apply_template(messages)  # noqa: SLF001 - the runtime's chat template, not exported
             n_tokens = len(llm.vocab.tokenize(prompt, add_special=True, parse_special=True))
             if n_tokens <= budget:
                 if dropped:

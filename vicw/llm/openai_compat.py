@@ -161,7 +161,7 @@ class OpenAICompatProvider:
             raise LLMError(f"LLM at {self._host} returned HTTP {status}: {body}")
 
     def _wait(self, attempt: int, retry_after: str | None, reason: str) -> int:
-        delay = min(_MAX_BACKOFF, self.backoff * (2**attempt)) * (0.5 + random.random() / 2)
+        delay = min(_MAX_BACKOFF, self.backoff * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
         if retry_after:
             try:
                 delay = max(delay, min(float(retry_after), _MAX_BACKOFF))

@@ -98,7 +98,7 @@ class QueuePoller(threading.Thread):
                 context = local_context(f"vicw-{self.queue_name}", timeout_seconds=COLD_PATH_TIMEOUT_S)
                 received, _ = poll_once(sqs, self.queue_url, self.handler, context, max_messages=self.batch_size,
                                         wait_seconds=1, queue_arn=arn)
-            except Exception as exc:  # endpoint restarting, or the invocation crashed: the batch comes back
+            except Exception as exc:  # noqa: BLE001 - endpoint restarting, or the invocation crashed: the batch comes back
                 self.errors += 1
                 logger.warning("cold-path poll failed", extra={"queue": self.queue_name, "error": type(exc).__name__})
                 arn = None
@@ -120,7 +120,7 @@ class OutboxFlusher(threading.Thread):
         while not self.stop_event.wait(self.every):
             try:
                 container.publisher().flush_outbox(older_than=container.settings().outbox_resend_after_seconds)
-            except Exception:  # Redis or SQS down: try again next round
+            except Exception:  # noqa: BLE001, S112 - Redis or SQS down: try again next round
                 continue
 
 
@@ -183,7 +183,8 @@ class LocalVicw:
         from vicw.local.connection import write_connection
 
         key_file = self.data_dir / "dev-api-key" if self.dev_key else None
-        write_connection(self.data_dir, f"http://127.0.0.1:{self.port}" if self.host in ("0.0.0.0", "::") else self.url, key_file)
+        wildcard = self.host in ("0.0.0.0", "::")  # noqa: S104 - recognising the wildcard, not binding to it
+        write_connection(self.data_dir, f"http://127.0.0.1:{self.port}" if wildcard else self.url, key_file)
         return self
 
     def _configure_env(self) -> None:

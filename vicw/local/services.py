@@ -74,7 +74,7 @@ class ManagedProcess:
         # Own session: a Ctrl-C in the terminal reaches `vicw local`, which stops the servers in
         # order. Parent-death signal: if `vicw local` is killed outright, its servers die with it
         # instead of living on, orphaned, on the data dir the next start wants to use.
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: S603 - our own server binaries, no shell
             self.args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
         )
         wait_for_port(self.port, timeout, self.proc)

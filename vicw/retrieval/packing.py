@@ -7,7 +7,7 @@ by the turn that completes its exchange, and no more than the budget in total.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from vicw.models import as_utc
 from vicw.prompt import Memory
@@ -41,7 +41,7 @@ def to_memory(record: MemoryRecord, score: float, source: str, counter: TokenCou
     if counter.count_text(text) > max_tokens:
         text = counter.truncate(text, max_tokens - 1) + "…"
     # Points written before timestamps were always aware may hold a naive ISO time: it means UTC.
-    when = as_utc(datetime.fromisoformat(record.iso)) if record.iso else datetime.fromtimestamp(record.timestamp, timezone.utc)
+    when = as_utc(datetime.fromisoformat(record.iso)) if record.iso else datetime.fromtimestamp(record.timestamp, UTC)
     turn_ids = [record.turn_id] if record.kind == "conversation" else [f"doc:{record.job_id}:{record.turn_id}"]
     return Memory(id=memory_id(record), text=text, score=score, source=source, turn_ids=turn_ids, timestamp=when,
                   speaker=record.speaker, session_id=record.session_id)

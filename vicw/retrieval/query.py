@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 STOP_WORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below
@@ -63,7 +63,7 @@ def _range_from_text(text: str, now: datetime) -> tuple[datetime, datetime] | No
     low = text.lower()
     today = _day(now)
     if m := re.search(_DATE_ISO, low):
-        start = datetime.fromisoformat(m.group(0)).replace(tzinfo=now.tzinfo or timezone.utc)
+        start = datetime.fromisoformat(m.group(0)).replace(tzinfo=now.tzinfo or UTC)
         return start, start + timedelta(days=1)
     if "yesterday" in low:
         return today - timedelta(days=1), today
@@ -93,14 +93,14 @@ def _range_from_text(text: str, now: datetime) -> tuple[datetime, datetime] | No
         day_m = re.search(rf"\b{list(calendar.month_name)[month].lower()[:3]}[a-z]*\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", low) or re.search(
             rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{list(calendar.month_name)[month].lower()[:3]}", low
         )
-        tz = now.tzinfo or timezone.utc
+        tz = now.tzinfo or UTC
         if day_m and 1 <= int(day_m.group(1)) <= calendar.monthrange(year, month)[1]:
             start = datetime(year, month, int(day_m.group(1)), tzinfo=tz)
             return start, start + timedelta(days=1)
         start = datetime(year, month, 1, tzinfo=tz)
         return start, start + timedelta(days=calendar.monthrange(year, month)[1])
     if m := re.search(r"\bin\s+((?:19|20)\d{2})\b", low):
-        tz = now.tzinfo or timezone.utc
+        tz = now.tzinfo or UTC
         return datetime(int(m.group(1)), 1, 1, tzinfo=tz), datetime(int(m.group(1)) + 1, 1, 1, tzinfo=tz)
     return None
 

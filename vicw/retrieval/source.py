@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from vicw.loop_guard import LOOP_HEADER
@@ -116,7 +116,11 @@ class HybridMemorySource:
             dense_threshold=r.score_threshold, exclude_seqs=live,
         )
         score_fusion = r.fusion == "score" and base.dense is not None and base.text
-        queries = [base.with_(text=None, limit=base.prefetch_limit), base.with_(dense=None, limit=base.prefetch_limit)] if score_fusion else [base]
+        queries = (
+            [base.with_(text=None, limit=base.prefetch_limit), base.with_(dense=None, limit=base.prefetch_limit)]
+            if score_fusion
+            else [base]
+        )
         if r.temporal_filter and intent.time_range is not None:
             start, end = (t.timestamp() for t in intent.time_range)
             queries.append(base.with_(time_range=(start, end), limit=max(1, r.top_k_semantic)))
@@ -140,8 +144,15 @@ class HybridMemorySource:
         rows = sorted(((records[s], w) for s, w in weight.items() if s in records), key=lambda rw: (-rw[1], -rw[0].seq))
         return steps.Ranking("graph", rows)
 
-    def _hop(self, tenant: str, session_id: str, intent: QueryIntent, first: list[steps.Candidate], live: tuple[int, ...],
-             state: WindowState | None) -> steps.Ranking:
+    def _hop(
+        self,
+        tenant: str,
+        session_id: str,
+        intent: QueryIntent,
+        first: list[steps.Candidate],
+        live: tuple[int, ...],
+        state: WindowState | None,
+    ) -> steps.Ranking:
         """Second hop: a BM25 query of the question plus the names the best hits introduced; only
         hits that mention one of those names count."""
         speakers = {(c.record.speaker or "").lower() for c in first}
@@ -151,7 +162,9 @@ class HybridMemorySource:
         if not names:
             return steps.Ranking("hop")
         r = self.recipe
-        q = MemoryQuery(tenant, session_id, text=" ".join([*intent.tokens, *names]), limit=max(1, r.top_k_relational) * 2, exclude_seqs=live)
+        q = MemoryQuery(
+            tenant, session_id, text=" ".join([*intent.tokens, *names]), limit=max(1, r.top_k_relational) * 2, exclude_seqs=live
+        )
         seen = {c.record.id for c in first}
         hits = [h for h in self.vectors.query([q])[0] if h.id not in seen and steps.mentions_any(h, names)]
         return steps.ranking("hop", hits[: max(1, r.top_k_relational)])
@@ -236,9 +249,9 @@ def _timed(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
 
 
 def _reference_time(state: WindowState | None) -> datetime:
-    """"Last week" is relative to the conversation's own clock (its latest message), not the server's."""
+    """ "Last week" is relative to the conversation's own clock (its latest message), not the server's."""
     if state is not None:
         stamps = [t.timestamp for t in state.turns if not t.pinned]
         if stamps:
             return max(stamps)
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
