@@ -57,3 +57,17 @@ def test_chat_looks_like_an_export(quick) -> None:
     text = "\n".join(t.content for t in full.turns)
     assert "[shares a photo of" in text
     assert re.search(r"last (Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)|days ago|weeks? ago|yesterday|last night", text)
+
+
+def test_same_conversations_in_another_process() -> None:
+    """No set or hash ordering leaks in: two interpreters with different hash seeds generate the same data."""
+    import os
+    import subprocess
+
+    code = ("import hashlib, sys; sys.path.insert(0, sys.argv[1]); from bench.memory.generate import dataset; d = dataset(7, quick=True); "
+            "print(hashlib.sha1(repr([(t.speaker, t.content, t.timestamp, t.key) for c in d for t in c.turns] + "
+            "[(q.text, q.evidence, q.answer) for c in d for q in c.questions]).encode()).hexdigest())")
+    root = str(Path(__file__).resolve().parents[2])
+    digests = {subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(digests) == 1
