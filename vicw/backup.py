@@ -211,7 +211,7 @@ def dump_redis(r: Any, pattern: str = REDIS_PATTERN, skipped: list[str] | None =
         elif kind == "list":
             value = [_enc(v) for v in r.lrange(key, 0, -1)]
         elif kind == "set":
-            value = sorted(_enc(v) for v in r.smembers(key))  # type: ignore[type-var]
+            value = sorted(_enc(v) for v in r.smembers(key))
         elif kind == "zset":
             value = [[_enc(m), s] for m, s in r.zrange(key, 0, -1, withscores=True)]
         else:

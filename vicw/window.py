@@ -111,7 +111,7 @@ def append_turns(
                 raise MessageTooLarge(item.tokens, limit)
         turn = Turn(
             seq=state.next_seq,
-            role=item.role,  # type: ignore[arg-type]
+            role=item.role,
             content=item.content,
             name=item.name,
             timestamp=item.timestamp,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import redis
 from fastapi import Depends, FastAPI, Header, Request
@@ -25,6 +25,9 @@ from vicw.observability import M, logger, metrics
 from vicw.secrets import SecretUnavailable
 from vicw.window import MessageTooLarge
 from vicw.window_store import ConflictRetriesExhausted
+
+if TYPE_CHECKING:
+    from vicw.api.mcp_server import McpEndpoint
 
 
 def error_body(status: int, message: str, kind: str) -> dict:
@@ -225,7 +228,9 @@ def create_app() -> FastAPI:
         return collect_stats(tenant, admin=is_admin(tenant, container.settings().vicw_admin_tenants))
 
     # MCP (streamable HTTP, stateless): the SDK is imported on the first /mcp request only.
-    app.router.add_route("/mcp", LazyMcpEndpoint(), methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    app.router.add_route(  # an ASGI app, which Starlette accepts as an endpoint (its stub says request handler)
+        "/mcp", LazyMcpEndpoint(), methods=["GET", "POST", "DELETE"], include_in_schema=False  # type: ignore[arg-type]
+    )
 
     from vicw.api.ops import router as ops_router
 
@@ -243,7 +248,7 @@ class LazyMcpEndpoint:
     """/mcp, built on first use so the other routes' cold starts do not pay for importing the MCP SDK."""
 
     def __init__(self) -> None:
-        self._endpoint = None
+        self._endpoint: McpEndpoint | None = None
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
         if self._endpoint is None:

@@ -20,7 +20,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
@@ -30,6 +30,7 @@ from vicw import container
 from vicw.api.json_body import CheckedJSONRoute
 
 router = APIRouter(tags=["ops"], route_class=CheckedJSONRoute)
+T = TypeVar("T")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -106,7 +107,7 @@ def resolve_location(value: str | None) -> str | None:
     return str(Path(container.settings().vicw_data_dir) / "backups" / value)
 
 
-def _run(fn: Callable[..., dict], *args: object, **kwargs: object) -> dict:
+def _run(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     from vicw.backup import BackupError
 
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -54,9 +54,9 @@ class GraphStore(Protocol):
 
     def delete_tenant(self, tenant: str) -> dict[str, int]: ...
 
-    def export(self, tenant: str | None = None) -> dict: ...
+    def export(self, tenant: str | None = None) -> dict[str, Any]: ...
 
-    def import_(self, data: dict) -> None: ...
+    def import_(self, data: dict[str, Any]) -> None: ...
 
     def ping(self) -> None: ...
 

@@ -154,7 +154,7 @@ class LocalVicw:
         # Everything written under the data dir (by this process and the servers it starts) is
         # private: 0700 folders, 0600 files. The umask stays for the life of the stack: the
         # servers and the cold path keep creating files.
-        self._umask = os.umask(PRIVATE_UMASK)
+        self._umask: int | None = os.umask(PRIVATE_UMASK)
         make_private_dir(self.data_dir)
         tighten(self.data_dir)
         owns_redis, fresh_queues = self.redis_url is None, self.aws_endpoint is None
@@ -278,8 +278,9 @@ class LocalVicw:
         from vicw import container
 
         container.reset()
-        if getattr(self, "_umask", None) is not None:
-            os.umask(self._umask)
+        umask = getattr(self, "_umask", None)
+        if umask is not None:
+            os.umask(umask)
             self._umask = None
 
     # --- the API Gateway stand-in ----------------------------------------------------------------
