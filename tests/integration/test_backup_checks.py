@@ -151,3 +151,23 @@ def test_nightly_maintenance_run_writes_a_backup(admin, api, monkeypatch):
     keys = [o["Key"] for o in client("s3").list_objects_v2(Bucket="vicw-nightly-backups")["Contents"]]
     assert sorted(k.rsplit("/", 1)[1] for k in keys) == ["archive.jsonl.gz", "graph.json.gz", "manifest.json",
                                                          "vectors.jsonl.gz", "window.jsonl.gz"]
+
+
+def test_restore_moves_session_counters_past_the_vectors_it_brings_back(vicw, redis_client):
+    """Vectors in a backup can be ahead of its windows: the next turn must not reuse a restored seq."""
+    from tests.unit.test_cold_path_chunks import make_job
+    from vicw import container
+    from vicw.backup import create_backup, restore_backup
+
+    windows, vectors = container.window_store(), container.vector_store()
+    windows.advance_seq("tenant-a", "behind", 3)  # the window as it was a little earlier
+    job = make_job(tenant="tenant-a", session_id="behind", texts=["the red door", "the blue door"], first_seq=30)
+    chunks = vectors.chunks(job)
+    vectors.upsert_job(job, [[0.05 * (i + 1)] * vectors.dim for i in range(len(chunks))], chunks)
+    target = str(vicw.data_dir / "backups" / "ahead")
+    create_backup(target, include_archive=False)
+
+    wipe_windows(redis_client)
+    vectors.delete_tenant("tenant-a")
+    restore_backup(target)
+    assert windows.load("tenant-a", "behind").next_seq == job.last_seq + 1
