@@ -116,6 +116,8 @@ handler_imports() {
 import time; t0 = time.perf_counter()
 import app
 assert callable(app.handler)
+if '$fn' == 'ChatFunction':
+    import vicw.api.mcp_server  # the MCP SDK is imported on the first /mcp request: it must be there
 print('$fn: handler imported with its layers in %.0f ms (no .pyc, dependencies built)' % ((time.perf_counter() - t0) * 1000))") || return 1
     done
     # The embedding model must load from the layers alone (no download) and give unit vectors.

@@ -239,9 +239,10 @@ def test_functions_use_the_layers_and_a_runtime_the_layers_target(template):
     assert {layer["Ref"] for layer in glob["Layers"]} == {"DepsLayer", "VicwLayer"}
     # The embedding stack only where text is embedded.
     for name, fn in _functions(template).items():
-        wanted = [{"Ref": "EmbedLayer"}] if name in ("ChatFunction", "OffloadFunction") else None
+        wanted = {"ChatFunction": [{"Ref": "EmbedLayer"}, {"Ref": "McpLayer"}],
+                  "OffloadFunction": [{"Ref": "EmbedLayer"}]}.get(name)
         assert fn["Properties"].get("Layers") == wanted, name
-    for name in ("DepsLayer", "EmbedLayer", "VicwLayer"):
+    for name in ("DepsLayer", "EmbedLayer", "McpLayer", "VicwLayer"):
         props = template["Resources"][name]["Properties"]
         assert props["CompatibleRuntimes"] == [glob["Runtime"]]
     makefile = (ROOT / "layers" / "Makefile").read_text()
@@ -257,12 +258,13 @@ def test_deps_layer_requirements_match_pyproject():
         return [line for line in (ROOT / "layers" / Path(*parts)).read_text().splitlines()
                 if line.strip() and not line.lstrip().startswith("#")]
 
-    deps, embed = names(listed("deps", "requirements.txt")), names(listed("embed", "requirements.txt"))
-    assert deps | embed == names(project) and not deps & embed
-    # Every distribution EmbedLayer installs is pinned, and none is also in DepsLayer's pins' top level.
+    deps, embed, mcp = (names(listed(layer, "requirements.txt")) for layer in ("deps", "embed", "mcp"))
+    assert deps | embed | mcp == names(project) and not deps & embed and not deps & mcp and not embed & mcp
+    # Every distribution an extra layer installs is pinned, and none is a DepsLayer requirement.
     pinned = names(listed("deps", "constraints.txt"))
-    assert names(listed("embed", "packages.txt")) <= pinned
-    assert not names(listed("embed", "packages.txt")) & deps
+    for layer in ("embed", "mcp"):
+        assert names(listed(layer, "packages.txt")) <= pinned, layer
+        assert not names(listed(layer, "packages.txt")) & deps, layer
 
 
 def test_short_form_intrinsics_become_long_form():
