@@ -98,7 +98,8 @@ class Baselines:
         # prefix that matches half the turns floods the ranking with noise (measured: RRF 0.40 -> 0.52 at 1k).
         self.bm25.index(bm25s.tokenize([t.content for t in conv.turns], stopwords="en", show_progress=False), show_progress=False)
         self.embedder = embedder
-        self.vectors = np.asarray(embedder.embed(self.lines), dtype=np.float32) if embedder is not None else None
+        self.vectors = np.asarray(embedder.embed(self.lines), dtype=np.float32)
+        self.query_vectors: dict[str, np.ndarray] = {}
 
     def rank_bm25(self, query: str) -> list[int]:
         tokens = self._bm25s.tokenize([query], stopwords="en", show_progress=False)
@@ -149,23 +150,23 @@ class CachedEmbedder:
         return [self.memo[t] for t in texts]
 
 
-def offline_rows(convs: list[Conversation], counter, embedder) -> dict[str, dict[str, bool]]:
-    """qid -> {system@budget: evidence all packed?} for BM25, dense, RRF at 1k/2k/3k, no window."""
+def offline_rows(convs: list[Conversation], counter, embedder) -> tuple[dict[str, dict[str, bool]], dict[str, Baselines]]:
+    """qid -> {system@budget: evidence all packed?} for BM25, dense, RRF at 1k/2k/3k, no window; and the indexes."""
     out: dict[str, dict[str, bool]] = {}
+    indexes: dict[str, Baselines] = {}
     for conv in convs:
-        base = Baselines(conv, counter, embedder)
-        qvecs = embedder.embed([q.text for q in conv.questions]) if embedder is not None else [None] * len(conv.questions)
-        for q, qv in zip(conv.questions, qvecs, strict=True):
+        base = indexes[conv.conv_id] = Baselines(conv, counter, embedder)
+        for q, qv in zip(conv.questions, embedder.embed([q.text for q in conv.questions]), strict=True):
+            base.query_vectors[q.qid] = base.np.asarray(qv, dtype=base.np.float32)
             rankings = {"bm25": base.rank_bm25(q.text)}
-            if embedder is not None:
-                rankings["dense"] = base.rank_dense(base.np.asarray(qv, dtype=base.np.float32))
-                rankings["rrf"] = base.rrf(rankings["bm25"], rankings["dense"])
+            rankings["dense"] = base.rank_dense(base.query_vectors[q.qid])
+            rankings["rrf"] = base.rrf(rankings["bm25"], rankings["dense"])
             row = {}
             for name, ranking in rankings.items():
                 for budget in PACKED_BUDGETS:
                     row[f"{name}@{budget // 1024}k"] = hit(q, conv, base.pack(ranking, budget))
             out[q.qid] = row
-    return out
+    return out, indexes
 
 
 # --------------------------------------------------------------------------------------------------
@@ -232,10 +233,14 @@ def ask_vicw(api: httpx.Client, convs: list[Conversation], baselines: dict[str, 
             # BM25 alone in the room VICW had for memories next to the same window
             used = counter.count_messages([{"role": "system", "content": settings.system_prompt}, *window, messages[-1]])
             room = max(0, min(settings.memory_token_budget, ctx["budget"] - used))
-            bm25_text = window_text + "\n" + base.pack(base.rank_bm25(q.text), room, skip_text=window_text)
+            bm25_rank = base.rank_bm25(q.text)
+            bm25_text = window_text + "\n" + base.pack(bm25_rank, room, skip_text=window_text)
+            rrf_rank = base.rrf(bm25_rank, base.rank_dense(base.query_vectors[q.qid]))
+            rrf_text = window_text + "\n" + base.pack(rrf_rank, room, skip_text=window_text)
             rows.append({
                 "qid": q.qid, "vicw": hit(q, conv, prompt), "vicw_key": key_hit(q, conv, prompt),
                 "recency": hit(q, conv, window_text), "bm25_same_room": hit(q, conv, bm25_text),
+                "rrf_same_room": hit(q, conv, rrf_text),
                 "prompt_tokens": ctx["prompt_tokens"], "budget": ctx["budget"], "memories": len(ctx.get("memories") or []),
                 "window_tokens": counter.count_messages(window), "memory_room": room, "context_ms": elapsed,
             })
@@ -327,7 +332,8 @@ def write_report(path: Path, args: argparse.Namespace, convs: list[Conversation]
         "",
     ]
     lines += table(rows, [("vicw", "VICW `/context` (window + memories)"), ("vicw_key", "VICW, key sentence only"),
-                          ("recency", "recency window alone"), ("bm25_same_room", "BM25 alone in VICW's memory room, same window")])
+                          ("recency", "recency window alone"), ("bm25_same_room", "BM25 alone in VICW's memory room, same window"),
+                          ("rrf_same_room", "RRF(BM25, dense) in VICW's memory room, same window")])
     lines += [
         "",
         "Offline baselines over single turns, packed best-first into a memory budget, no live window:",
@@ -402,14 +408,13 @@ def main(argv: list[str] | None = None) -> int:
         pass
 
     started = time.perf_counter()
-    offline = offline_rows(convs, counter, embedder)
+    offline, indexes = offline_rows(convs, counter, embedder)
     print(f"offline baselines in {time.perf_counter() - started:.0f}s", flush=True)
     rows = [{"qid": qid, **meta[qid], **offline[qid]} for qid in meta]
 
     if not args.baselines_only:
         from vicw.local.runner import LocalVicw
 
-        baselines = {c.conv_id: Baselines(c, counter, None) for c in convs}
         local = LocalVicw(data, port=0, cold_path=True).start()
         try:
             with httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=600) as api:
@@ -424,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"drained: {info['points_conv']} memories after {info['drain_s']:.0f}s", flush=True)
                 if args.memories:
                     info["points_total"], info["topup_s"] = top_up(api, args.memories, args.seed)
-                vicw_rows = {r["qid"]: r for r in ask_vicw(api, convs, baselines)}
+                vicw_rows = {r["qid"]: r for r in ask_vicw(api, convs, indexes)}
             info["memory_budget"] = container.settings().memory_token_budget
         finally:
             local.stop()
