@@ -15,6 +15,18 @@ from vicw.local.services import aws_env, moto_server, redis_server
 # Keep every model offline: a missing local file must fail fast, never download.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Tests never depend on how fast this machine is: timeouts in tests only bound a hang, are
+# generous, and scale with VICW_TEST_PATIENCE (e.g. 3 on a machine that is very busy). Nothing
+# asserts a duration; waiting for something to happen is polling (wait_until), never a sleep.
+PATIENCE = float(os.environ.get("VICW_TEST_PATIENCE", "1"))
+
+
+def patient(seconds: float) -> float:
+    return seconds * PATIENCE
+
+
+HTTP_TIMEOUT = patient(60)  # for test clients talking to a local stack
+
 
 @pytest.fixture(scope="session")
 def redis_proc(tmp_path_factory):
@@ -73,7 +85,8 @@ def vicw_env(redis_url, moto_endpoint, scripted_llm):
         "VICW_ADMIN_TENANTS": "ops",
         "VICW_LLM_API_URL": scripted_llm.url,
         "VICW_LLM_MODEL_NAME": "scripted-model",
-        "LLM_TIMEOUT": "3",
+        "LLM_TIMEOUT": str(patient(15)),  # the scripted LLM answers at once; this only bounds a hang
+        "HEALTH_CHECK_TIMEOUT": str(patient(30)),  # production: 2 s; a busy test machine is slower
         "LLM_MAX_RETRIES": "0",
         "MAX_CONTEXT_TOKENS": "4096",
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -121,7 +134,9 @@ def run_in_threads(work, threads: int) -> None:
 
 
 def wait_until(predicate, timeout: float = 60, every: float = 0.25, what: str = "condition"):
-    """Poll `predicate` until it returns something truthy; fail with its last value after `timeout`."""
+    """Poll `predicate` until it returns something truthy; fail with its last value after `timeout`
+    (scaled by VICW_TEST_PATIENCE)."""
+    timeout = patient(timeout)
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -133,6 +148,23 @@ def wait_until(predicate, timeout: float = 60, every: float = 0.25, what: str = 
             return last
         time.sleep(every)
     raise AssertionError(f"{what} not met within {timeout}s; last value: {last!r}")
+
+
+@contextmanager
+def llm_timeout(seconds: float):
+    """Make the running app's LLM client give up after `seconds` (tests of the 504 path), without
+    a short LLM_TIMEOUT for every other test."""
+    import httpx
+
+    from vicw import container
+
+    provider = container.llm()
+    saved = provider.timeout, provider._client.timeout
+    provider.timeout, provider._client.timeout = seconds, httpx.Timeout(seconds)
+    try:
+        yield
+    finally:
+        provider.timeout, provider._client.timeout = saved
 
 
 @pytest.fixture()
@@ -147,5 +179,5 @@ def vicw(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_clien
 def api(vicw):
     import httpx
 
-    with httpx.Client(base_url=vicw.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as client:
+    with httpx.Client(base_url=vicw.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=HTTP_TIMEOUT) as client:
         yield client

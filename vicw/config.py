@@ -144,6 +144,7 @@ class Settings(BaseSettings):
     vicw_data_dir: str = ".vicw"
     vicw_metrics_token: SecretStr | None = None  # bearer token for GET /metrics from non-loopback scrapers
     vicw_backup_url: str | None = None  # default backup target: a directory or s3://bucket/prefix
+    health_check_timeout: float = Field(2.0, gt=0)  # seconds each /health dependency check may take
 
     @model_validator(mode="before")
     @classmethod

@@ -18,18 +18,18 @@ from vicw import container
 from vicw.queues import queue_depths
 from vicw.redaction import mask_credentials
 
-CHECK_TIMEOUT_S = 2.0
 _pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="health")
 
 
 def _timed(check: Callable[[], dict | None]) -> dict:
     started = time.perf_counter()
+    timeout = container.settings().health_check_timeout  # HEALTH_CHECK_TIMEOUT
     future = _pool.submit(check)
     try:
-        info = future.result(timeout=CHECK_TIMEOUT_S) or {}
+        info = future.result(timeout=timeout) or {}
         status = info.pop("status", "ok")
     except FutureTimeout:
-        return {"status": "error", "error": f"no answer within {CHECK_TIMEOUT_S}s"}
+        return {"status": "error", "error": f"no answer within {timeout:g}s (HEALTH_CHECK_TIMEOUT)"}
     except Exception as exc:  # noqa: BLE001 - a failing dependency is reported, never raised
         return {"status": "error", "error": type(exc).__name__, "detail": mask_credentials(" ".join(str(exc).split()))[:300]}
     return {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 1), **info}

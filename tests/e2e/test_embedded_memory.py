@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, API_KEY, running_vicw
+from tests.conftest import ADMIN_KEY, API_KEY, patient, running_vicw
 from vicw.llm import embedded
 
 pytestmark = pytest.mark.skipif(embedded.unavailable_reason() is not None, reason=f"{embedded.unavailable_reason()}")
@@ -53,7 +53,7 @@ def test_embedded_model_answers_from_an_offloaded_memory(embedded_vicw):
         stats = c.get("/sessions/dog").json()
         assert stats["offloaded_turns"] > 2  # the fact is no longer in the live window
 
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + patient(150)
         while c.get("/stats").json()["vectors"].get("points", 0) < stats["offloaded_turns"]:
             assert time.monotonic() < deadline, "cold path did not index the offloaded turns"
             time.sleep(1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import patient, wait_until
 from tests.fakes.llm_server import ScriptedLLM
 from vicw.local.services import free_port
 
@@ -48,6 +48,7 @@ def running(tmp_path_factory):
             "VICW_LLM_MODEL_NAME": "scripted-model",
             "COLD_PATH_WORKERS": "2",
             "PYTHONUNBUFFERED": "1",
+            "HEALTH_CHECK_TIMEOUT": str(patient(30)),  # a busy test machine answers slower than production
         }
         for name in ("AWS_ENDPOINT_URL", "REDIS_URL", "QDRANT_PATH", "FALKORDB_URL", "OFFLOAD_QUEUE_URL", "GRAPH_QUEUE_URL",
                      "OFFLOAD_TOPIC_ARN", "ARCHIVE_BUCKET", "OFFLOAD_DLQ_URL", "GRAPH_DLQ_URL", "GRAPH_BACKEND"):

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import patient, wait_until
 from vicw.local.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,8 @@ def stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("operator")
     data = home / ".vicw"  # the default data dir, seen from `home`
     port = free_port()
-    env = {**bare_env(), "VICW_LLM_PROVIDER": "none", "COLD_PATH_WORKERS": "1"}
+    env = {**bare_env(), "VICW_LLM_PROVIDER": "none", "COLD_PATH_WORKERS": "1",
+           "HEALTH_CHECK_TIMEOUT": str(patient(30))}  # a busy test machine answers slower than production
     log = open(home / "local.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "vicw.cli", "local", "--port", str(port)], cwd=home, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

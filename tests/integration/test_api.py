@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, API_KEY, API_KEY_B
+from tests.conftest import ADMIN_KEY, API_KEY, API_KEY_B, HTTP_TIMEOUT, llm_timeout
 from tests.fakes.llm_server import Reply
 from vicw.aws import client
 
@@ -69,7 +69,7 @@ def test_chat_round_trip_and_prompt_contents(api, scripted_llm):
     ],
 )
 def test_auth_fails_closed(vicw, method, path, payload):
-    with httpx.Client(base_url=vicw.url) as c:
+    with httpx.Client(base_url=vicw.url, timeout=HTTP_TIMEOUT) as c:
         none = c.request(method.upper(), path, json=payload)
         wrong = c.request(method.upper(), path, json=payload, headers={"Authorization": "Bearer not-a-real-key"})
     assert none.status_code == 401 and "Authorization" in none.json()["detail"]
@@ -126,8 +126,9 @@ def test_llm_errors_map_to_gateway_errors_and_keep_the_user_turn(api, scripted_l
     scripted_llm.script(Reply.error(500, "boom"))
     r = api.post("/chat", json={"session_id": "err", "message": "are you there?"})
     assert r.status_code == 502 and "saved" in r.json()["detail"]
-    scripted_llm.script(Reply(text="late", delay=5))
-    r = api.post("/chat", json={"session_id": "err", "message": "still there?"})
+    scripted_llm.script(Reply(text="late", delay=4))
+    with llm_timeout(1.0):
+        r = api.post("/chat", json={"session_id": "err", "message": "still there?"})
     assert r.status_code == 504
     stats = api.get("/sessions/err").json()
     assert stats["messages"] == 3  # system + both user turns, no assistant turn
@@ -196,7 +197,7 @@ def test_concurrent_appends_on_one_session_lose_nothing(api):
 
 def test_sessions_are_namespaced_by_tenant(api, vicw):
     api.post("/sessions/shared/messages", json={"messages": [{"role": "user", "content": "tenant a secret plan"}]})
-    with httpx.Client(base_url=vicw.url, headers={"Authorization": f"Bearer {API_KEY_B}"}) as b:
+    with httpx.Client(base_url=vicw.url, headers={"Authorization": f"Bearer {API_KEY_B}"}, timeout=HTTP_TIMEOUT) as b:
         assert b.get("/sessions/shared").json()["messages"] == 0
         assert b.delete("/sessions/shared").status_code == 200
     assert api.get("/sessions/shared").json()["messages"] == 2

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import patched_env, running_vicw
+from tests.conftest import patched_env, patient, running_vicw
 from vicw.aws import client
 
 DR_KEY_A = "dr-drill-key-a-000001"
@@ -62,7 +62,7 @@ def wait_drained(timeout: float = 90.0) -> None:
     from vicw import container
     from vicw.queues import queue_depths
 
-    deadline, calm = time.monotonic() + timeout, 0
+    deadline, calm = time.monotonic() + patient(timeout), 0
     while calm < 2:
         depths = queue_depths(container.queues())
         busy = container.window_store().outbox_size() + sum(
@@ -135,7 +135,7 @@ def test_drill_backup_wipe_restore(tmp_path, redis_url, moto_endpoint, drill_env
         assert windows(redis_client, "dr-a") == before["windows_a"]
         assert windows(redis_client, "dr-b") == before["windows_b"]
         assert retrieval("dr-a") == before["search_a"] and retrieval("dr-b") == before["search_b"]
-        with httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {DR_KEY_A}"}) as api:
+        with httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {DR_KEY_A}"}, timeout=patient(60)) as api:
             assert api.get("/sessions/s1").json()["messages"] > 0  # the API serves the restored window
 
         # the stores are no longer empty: a second restore is refused unless forced

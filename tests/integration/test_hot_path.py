@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, run_in_threads, running_vicw
+from tests.conftest import API_KEY, HTTP_TIMEOUT, run_in_threads, running_vicw
 from vicw.aws import client
 from vicw.models import WindowState
 from vicw.queues import JobPublisher
@@ -81,7 +81,7 @@ def no_llm_vicw(tmp_path, redis_url, moto_endpoint, vicw_env, redis_client):
 
 
 def test_without_an_llm_health_stays_green_and_chat_explains(no_llm_vicw):
-    with httpx.Client(base_url=no_llm_vicw.url, headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+    with httpx.Client(base_url=no_llm_vicw.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=HTTP_TIMEOUT) as c:
         health = c.get("/health")
         assert health.status_code == 200
         assert health.json()["checks"]["llm"]["status"] == "not_configured"
@@ -99,6 +99,6 @@ def test_streaming_through_the_openai_sdk(vicw, scripted_llm):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "The quick brown fox jumps over the lazy dog again and again."
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1
-    with httpx.Client(base_url=vicw.url, headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+    with httpx.Client(base_url=vicw.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=HTTP_TIMEOUT) as c:
         stats = c.get("/sessions/stream").json()
     assert stats["messages"] == 3  # system, user, and the reply stored once after the stream ended

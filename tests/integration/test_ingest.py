@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, API_KEY_B, running_vicw
+from tests.conftest import API_KEY, API_KEY_B, patient, running_vicw
 from vicw.ingest import PART_TOKENS, build_jobs, split_document
 from vicw.tokens import TokenCounter
 
@@ -68,6 +68,7 @@ def live(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_clien
 
 
 def wait_for_points(api: httpx.Client, at_least: int, timeout: float = 150) -> int:
+    timeout = patient(timeout)
     deadline = time.monotonic() + timeout
     points = 0
     while time.monotonic() < deadline:
@@ -110,4 +111,4 @@ def test_ingest_limits_and_validation(live):
         again = api.post("/ingest", json={"document": "Short note about the Tuesday deliveries.", "metadata": {"title": "Note"},
                                           "session_id": "s1"})
         assert again.json()["job_id"] == ok.json()["job_id"]  # idempotent
-    assert httpx.post(f"{live.url}/ingest", json={"document": "x"}).status_code == 401
+    assert httpx.post(f"{live.url}/ingest", json={"document": "x"}, timeout=patient(60)).status_code == 401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import patient
 from tests.fakes.converse_server import ScriptedConverse, aws_error, converse_texts
 from tests.fakes.llm_server import Reply
 from vicw.llm.base import CompletionRequest, LLMError, LLMRateLimited, LLMTimeout
@@ -22,7 +23,7 @@ def bedrock(monkeypatch):
 
 
 def provider(server: ScriptedConverse, **kw) -> BedrockProvider:
-    kw.setdefault("timeout", 5.0)
+    kw.setdefault("timeout", patient(30))  # bounds a hang; timeout tests pass their own
     kw.setdefault("max_retries", 0)
     return BedrockProvider(MODEL, region="us-east-1", endpoint_url=server.endpoint, **kw)
 

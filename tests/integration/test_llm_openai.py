@@ -7,6 +7,7 @@ import socket
 import pytest
 from pydantic import SecretStr
 
+from tests.conftest import patient
 from tests.fakes import Reply, ScriptedLLM, llm_server  # noqa: F401 - fixture
 from vicw.llm.base import CompletionRequest, CompletionStream, LLMError, LLMRateLimited, LLMTimeout
 from vicw.llm.openai_compat import OpenAICompatProvider
@@ -17,7 +18,7 @@ KEY = "sk-test-0123456789abcdef"
 def provider(server: ScriptedLLM, **kw) -> OpenAICompatProvider:
     kw.setdefault("api_key", SecretStr(KEY))
     kw.setdefault("model", "test-model")
-    kw.setdefault("timeout", 5.0)
+    kw.setdefault("timeout", patient(30))  # bounds a hang; timeout tests pass their own
     kw.setdefault("max_retries", 2)
     kw.setdefault("backoff", 0.01)
     return OpenAICompatProvider(server.url, **kw)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import patient
 from tests.unit.test_cold_path_chunks import make_job
 from vicw import container
 from vicw.archive import JobArchive
@@ -98,7 +99,7 @@ class ColdEnv:
         """Exactly n messages from the queue (SQS may hand them out over several calls)."""
         url = url or self.offload_url
         got: list[dict] = []
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + patient(30)
         while len(got) < n and time.monotonic() < deadline:
             got += client("sqs").receive_message(
                 QueueUrl=url, MaxNumberOfMessages=min(10, n - len(got)), MessageAttributeNames=["All"], AttributeNames=["All"]
@@ -226,7 +227,7 @@ def test_store_down_fails_records_into_the_dlq_and_replay_recovers_them(offload,
     cold_env.use_unreachable_qdrant()
     offload.worker.reset()
     failures = 0
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + patient(60)
     while cold_env.depth(cold_env.offload_dlq)[0] < 2 and time.monotonic() < deadline:
         _, failed = poll_once(client("sqs"), cold_env.offload_url, offload.handler, local_context())
         failures += failed
@@ -243,7 +244,7 @@ def test_store_down_fails_records_into_the_dlq_and_replay_recovers_them(offload,
     assert summary["moved"] == 2 and summary["failed"] == 0
     assert cold_env.depth(cold_env.offload_dlq) == (0, 0)
     received = 0
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + patient(30)
     while received < 2 and time.monotonic() < deadline:
         got, failed = poll_once(client("sqs"), cold_env.offload_url, offload.handler, local_context(), wait_seconds=1)
         assert failed == 0
@@ -267,7 +268,7 @@ def test_redis_down_fails_records_without_losing_them(offload, cold_env, monkeyp
     monkeypatch.setenv("REDIS_URL", redis_url)
     cold_env.rebuild()
     offload.worker.reset()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + patient(45)
     while cold_env.depth(cold_env.offload_url) != (0, 0) and time.monotonic() < deadline:
         poll_once(client("sqs"), cold_env.offload_url, offload.handler, None, wait_seconds=1)
     assert cold_env.depth(cold_env.offload_url) == (0, 0)

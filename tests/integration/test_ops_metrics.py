@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import API_KEY, patched_env, running_vicw
+from tests.conftest import API_KEY, patched_env, patient, running_vicw
 from vicw.observability import M, metrics
 
 
@@ -23,7 +23,7 @@ def live(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_clien
 
 
 def scrape(url: str, **headers: str) -> dict[tuple[str, tuple], float]:
-    resp = httpx.get(f"{url}/metrics", headers=headers, timeout=10)
+    resp = httpx.get(f"{url}/metrics", headers=headers, timeout=patient(60))
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/plain")
     out = {}
@@ -53,7 +53,7 @@ def test_chat_and_cold_path_metrics_move(live, scripted_llm):
         got = api.post("/sessions/m1/messages", json={"messages": msgs}).json()
         assert got["offload_jobs"] >= 1
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + patient(60)
     while True:
         after = scrape(live.url)
         done = value(after, "vicw_cold_path_records_processed_total") - value(before, "vicw_cold_path_records_processed_total")
@@ -107,13 +107,13 @@ def test_metrics_access_rules(live, monkeypatch):
     remote = _invoke(live.chat.handler, apigw_v2_event("GET", "/metrics", "", {}, b"", "203.0.113.9"))
     assert remote["statusCode"] == 403
     # a tenant's API key is not a scrape credential
-    assert httpx.get(f"{live.url}/metrics", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
+    assert httpx.get(f"{live.url}/metrics", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=patient(60)).status_code == 200
 
     monkeypatch.setenv("VICW_METRICS_TOKEN", "scrape-token-123456")
     get_settings.cache_clear()
     try:
-        assert httpx.get(f"{live.url}/metrics").status_code == 401
-        assert httpx.get(f"{live.url}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(f"{live.url}/metrics", timeout=patient(60)).status_code == 401
+        assert httpx.get(f"{live.url}/metrics", headers={"Authorization": "Bearer wrong"}, timeout=patient(60)).status_code == 401
         scrape(live.url, Authorization="Bearer scrape-token-123456")
         event = apigw_v2_event("GET", "/metrics", "", {"authorization": "Bearer scrape-token-123456"}, b"", "203.0.113.9")
         assert _invoke(live.chat.handler, event)["statusCode"] == 200

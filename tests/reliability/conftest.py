@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY, API_KEY, API_KEY_B, running_vicw, wait_until  # noqa: F401 - wait_until is shared with the modules here
+from tests.conftest import ADMIN_KEY, API_KEY, API_KEY_B, HTTP_TIMEOUT, patient, running_vicw, wait_until  # noqa: F401 - wait_until is shared with the modules here
 
 # Variables a previous in-process stack may have left in os.environ; this stack sets its own.
 STACK_VARS = (
@@ -33,7 +33,8 @@ def stack_env(llm_url: str, **extra: str) -> dict[str, str]:
         "VICW_LLM_API_URL": llm_url,
         "VICW_LLM_MODEL_NAME": "scripted-model",
         "VICW_LLM_PROVIDER": "openai",
-        "LLM_TIMEOUT": "2",
+        "LLM_TIMEOUT": str(patient(15)),  # bounds a hang only; the timeout test lowers it (llm_timeout)
+        "HEALTH_CHECK_TIMEOUT": str(patient(30)),
         "LLM_MAX_RETRIES": "0",
         "MAX_CONTEXT_TOKENS": "1024",
         "LLM_MAX_TOKENS": "128",
@@ -83,7 +84,7 @@ def process(local: Any, name: str):
 def client_for():
     clients: list[httpx.Client] = []
 
-    def make(url: str, key: str = API_KEY, timeout: float = 15.0) -> httpx.Client:
+    def make(url: str, key: str = API_KEY, timeout: float = HTTP_TIMEOUT) -> httpx.Client:
         c = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
         clients.append(c)
         return c

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,7 +89,11 @@ def test_sigkill_mid_batch_then_redelivery_indexes_everything_once(tmp_path, red
     queued = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
     assert queued == JOBS  # the killed invocation deleted nothing
 
-    time.sleep(VISIBILITY)  # the records come back
+    def visible_again() -> bool:  # after the visibility timeout every record of the killed batch comes back
+        attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) == JOBS
+
+    wait_until(visible_again, VISIBILITY + 60, what="the killed batch visible again")
     second = subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
     assert second.returncode == 0, second.stderr[-2000:]
     outcomes = [json.loads(line) for line in second.stdout.splitlines() if line.startswith("{")]

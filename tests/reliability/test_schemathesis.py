@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, HTTP_TIMEOUT
 
 MAX_EXAMPLES = int(os.environ.get("VICW_FUZZ_EXAMPLES", "12"))
 
@@ -27,7 +27,7 @@ def fuzz_stack(unlimited_stack):
 
 @pytest.fixture(scope="module")
 def api_schema(fuzz_stack):
-    spec = httpx.get(f"{fuzz_stack.url}/openapi.json", timeout=10).json()
+    spec = httpx.get(f"{fuzz_stack.url}/openapi.json", timeout=HTTP_TIMEOUT).json()
     schema = schemathesis.openapi.from_dict(spec)
     schema.config.update(base_url=fuzz_stack.url)
     return schema
@@ -43,7 +43,7 @@ def test_generated_requests_never_5xx_and_4xx_explain(api_schema):
 
     def check(case) -> None:
         calls["n"] += 1
-        response = case.call(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=20)
+        response = case.call(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=HTTP_TIMEOUT)
         label = f"{case.method} {case.formatted_path} -> {response.status_code}"
         if response.status_code >= 500:
             failures.append(f"{label}: {response.text[:300]}")

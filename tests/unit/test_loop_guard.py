@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.conftest import patient
 from vicw.cold_path import OffloadProcessor
 from vicw.config import load_settings
 from vicw.conversation import Conversation, IncomingMessage
@@ -61,7 +62,7 @@ def convo(redis_client, scripted_llm, embedder):
     guard = LoopGuard(EchoGuard(redis_client, embedder, history_size=5, threshold=0.95, max_attempts=3),
                       BoredomCounter(redis_client, 5))
     windows = WindowStore(redis_client)
-    llm = OpenAICompatProvider(scripted_llm.url, model="scripted", timeout=5, max_retries=0)
+    llm = OpenAICompatProvider(scripted_llm.url, model="scripted", timeout=patient(30), max_retries=0)
     yield Conversation(settings, COUNTER, windows, JobPublisher(windows, None, None), llm, memory, guard)
     vectors.close()
 
