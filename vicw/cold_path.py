@@ -39,6 +39,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPe
 from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 from pydantic import ValidationError
 
+from vicw.errors import InvalidInput
 from vicw.models import OffloadJob, Turn
 from vicw.observability import M, logger, metrics
 
@@ -50,7 +51,7 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 JobHandler = Callable[[OffloadJob], dict[str, Any]]
 
 
-class InvalidJob(ValueError):
+class InvalidJob(InvalidInput):
     """An SQS record whose body is not an OffloadJob. It fails alone and ends up in the DLQ."""
 
 

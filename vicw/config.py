@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vicw.errors import Misconfigured
+
 # Named presets (VICW_PROFILE). Each value can still be overridden by its own variable.
 PROFILES: dict[str, dict[str, object]] = {
     "balanced": {},
@@ -33,7 +35,7 @@ PROFILES: dict[str, dict[str, object]] = {
 }
 
 
-class SettingsError(RuntimeError):
+class SettingsError(Misconfigured):
     """Raised at start-up when the environment holds an invalid setting."""
 
 

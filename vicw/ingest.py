@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from vicw.errors import PayloadTooLarge
 from vicw.models import JOB_NAMESPACE, OffloadJob, Turn, checked_utc, utcnow
 from vicw.tokens import TOKENS_PER_MESSAGE, TokenCounter
 
@@ -30,7 +31,7 @@ _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
-class DocumentTooLarge(ValueError):
+class DocumentTooLarge(PayloadTooLarge):
     """The document exceeds MAX_INGEST_BYTES."""
 
 

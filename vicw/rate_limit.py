@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from vicw import errors
 from vicw.auth import digest
 from vicw.observability import M, logger, metrics
 
@@ -69,7 +70,7 @@ class Decision:
     retry_after: float = 0.0  # seconds until the next request would be allowed
 
 
-class RateLimited(Exception):
+class RateLimited(errors.RateLimited):
     def __init__(self, group: str, rule: Rule, retry_after: int) -> None:
         super().__init__(
             f"rate limit exceeded for {group} requests ({rule.requests} per {rule.seconds} s per API key); "
@@ -149,7 +150,7 @@ class RateLimiter:
         assert rule is not None
         retry = max(1, math.ceil(decision.retry_after))
         logger.info("rate limited", extra={"tenant": tenant, "group": group, "retry_after": retry})
-        from vicw.api.app import ApiError
+        from vicw.api.errors import ApiError
 
         err = RateLimited(group, rule, retry)
         raise ApiError(429, str(err), "rate_limit_exceeded", {"Retry-After": str(retry)})

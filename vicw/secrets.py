@@ -15,13 +15,14 @@ from aws_lambda_powertools.utilities import parameters
 from pydantic import SecretStr
 
 from vicw.aws import BOTO_CONFIG
+from vicw.errors import Misconfigured
 
 DEFAULT_MAX_AGE = 300  # seconds
 # Field names tried, in order, when a Secrets Manager secret holds a JSON object.
 _JSON_FIELDS = ("api_key", "apiKey", "key", "value")
 
 
-class SecretUnavailable(RuntimeError):
+class SecretUnavailable(Misconfigured):
     """The secret could not be read (missing, no permission, or unreachable)."""
 
 

@@ -24,11 +24,14 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+from vicw.errors import PayloadTooLarge
 from vicw.models import OffloadJob, Turn, WindowState
 from vicw.tokens import REPLY_PRIMING
 
 
-class MessageTooLarge(ValueError):
+class MessageTooLarge(PayloadTooLarge):
+    kind = "message_too_large"
+
     def __init__(self, tokens: int, limit: int) -> None:
         super().__init__(
             f"message has {tokens} tokens; one message may hold at most {limit} tokens in this "

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 import redis
 
+from vicw.errors import VicwError
 from vicw.models import OffloadJob, WindowState
 
 T = TypeVar("T")
@@ -71,8 +72,12 @@ end
 """ + _REMOVE.replace("return redis.call('HDEL', KEYS[1], ARGV[1])", "redis.call('HDEL', KEYS[1], ARGV[1])\nreturn 1")
 
 
-class ConflictRetriesExhausted(RuntimeError):
-    pass
+class ConflictRetriesExhausted(VicwError, RuntimeError):
+    """Too many concurrent writers on one session: the client should retry shortly."""
+
+    status = 503
+    kind = "service_unavailable"
+    retry_after = 1
 
 
 def session_prefix(tenant: str, session_id: str) -> str:

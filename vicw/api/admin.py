@@ -9,23 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 
-from vicw import container
-from vicw.api.app import ApiError, Tenant
+from vicw.api.deps import AdminTenant
 from vicw.api.json_body import CheckedJSONRoute
-from vicw.auth import TENANT_RE, is_admin
+from vicw.auth import TENANT_RE
 
 router = APIRouter(tags=["admin"], route_class=CheckedJSONRoute)
-
-
-def require_admin_tenant(request: Request, tenant: Tenant) -> str:
-    if not is_admin(tenant, container.settings().vicw_admin_tenants):
-        raise ApiError(403, "this route needs the API key of an admin tenant (VICW_ADMIN_TENANTS)", "permission_error")
-    return tenant
-
-
-AdminTenant = Annotated[str, Depends(require_admin_tenant)]
 
 
 @router.delete("/tenants/{tenant}")

@@ -4,82 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-import redis
-from fastapi import Depends, FastAPI, Header, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vicw import container
 from vicw.api import schemas as s
 from vicw.api import service
+from vicw.api.deps import Tenant, is_admin_key, require_tenant, tenant_is_admin
+from vicw.api.errors import ApiError, error_body, install_error_handlers, key_table_unavailable
 from vicw.api.json_body import CheckedJSONRoute
 from vicw.api.limits import BodyLimits, BodySizeLimit
-from vicw.api.service import ApiError, DependencyUnavailable, check_message_chars  # ApiError: also imported from here
-from vicw.auth import AuthError
-from vicw.config import SettingsError
+from vicw.api.service import check_message_chars
 from vicw.conversation import IncomingMessage, TurnResult
-from vicw.llm.base import LLMError
 from vicw.models import utcnow
-from vicw.observability import M, logger, metrics
-from vicw.secrets import SecretUnavailable
-from vicw.window import MessageTooLarge
-from vicw.window_store import ConflictRetriesExhausted
+from vicw.observability import logger
 
 if TYPE_CHECKING:
     from vicw.api.mcp_server import McpEndpoint
 
-
-def error_body(status: int, message: str, kind: str) -> dict:
-    # "error" follows the OpenAI shape (so SDKs show the message); "detail" follows FastAPI's.
-    return {"error": {"message": message, "type": kind, "code": status}, "detail": message}
-
-
-def require_tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    try:
-        tenant = container.key_table().tenant_for(authorization)
-    except AuthError as exc:
-        metrics.add_metric(name=M.AUTH_FAILURES, unit="Count", value=1)
-        raise ApiError(401, str(exc), "authentication_error", {"WWW-Authenticate": "Bearer"}) from None
-    except Exception as exc:  # noqa: BLE001 - the table itself could not be read or parsed: fail closed, but say so
-        raise key_table_unavailable(exc) from None
-    request.state.tenant = tenant
-    limiter = getattr(request.app.state, "rate_limiter", None)
-    if limiter is not None:
-        limiter.check(tenant, authorization or "", request)
-    return tenant
-
-
-Tenant = Annotated[str, Depends(require_tenant)]
-
-
-def is_admin_key(authorization: str | None) -> bool:
-    """Whether `authorization` holds an admin tenant's key (a public route's optional extra view;
-    a missing or wrong key is simply not admin, never an error)."""
-    from vicw.auth import is_admin
-
-    if not authorization:
-        return False
-    try:
-        tenant = container.key_table().tenant_for(authorization)
-    except Exception:  # noqa: BLE001 - a refused or unreadable key only means "not admin" here
-        return False
-    return is_admin(tenant, container.settings().vicw_admin_tenants)
-
-
-def key_table_unavailable(exc: Exception) -> ApiError:
-    """503 for a key table that cannot be loaded (missing parameter, no permission, malformed entry).
-
-    Every request is refused (auth fails closed), but with a JSON body that says why instead of a
-    bare 500. The messages of SecretUnavailable and the table parser name the parameter or the entry
-    number, never a key.
-    """
-    from vicw.secrets import SecretUnavailable
-
-    reason = str(exc) if isinstance(exc, SecretUnavailable | ValueError) else type(exc).__name__
-    logger.warning("API key table unavailable", exc_info=True)
-    return ApiError(503, f"the API key table could not be loaded ({reason}); retry shortly or ask the operator",
-                    "service_unavailable", {"Retry-After": "5"})
+# Kept importable from here for older callers; new code imports them from vicw.api.deps / vicw.api.errors.
+__all__ = ["ApiError", "Tenant", "create_app", "error_body", "is_admin_key", "key_table_unavailable", "require_tenant"]
 
 
 def _rate_limiter(settings):  # noqa: ANN001, ANN202 - Settings -> RateLimiter | None
@@ -113,51 +57,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_bytes, per_path=limits.per_path)
     app.state.rate_limiter = _rate_limiter(settings)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.status, exc.message, exc.kind), exc.status, headers=exc.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body(exc.status_code, str(exc.detail), "invalid_request_error"), exc.status_code)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"] if p != "body")
-            parts.append(f"{where}: {err['msg']}" if where else err["msg"])
-        return JSONResponse(error_body(422, "invalid request: " + "; ".join(parts), "invalid_request_error"), 422)
-
-    @app.exception_handler(MessageTooLarge)
-    async def _too_large(_: Request, exc: MessageTooLarge) -> JSONResponse:
-        return JSONResponse(error_body(413, str(exc), "message_too_large"), 413)
-
-    @app.exception_handler(LLMError)
-    async def _llm_error(_: Request, exc: LLMError) -> JSONResponse:
-        metrics.add_metric(name=M.LLM_ERRORS, unit="Count", value=1)
-        note = " Your message was saved in the session; retry to get a reply."
-        return JSONResponse(error_body(exc.status_code, str(exc) + note, "llm_error"), exc.status_code)
-
-    @app.exception_handler(redis.RedisError)
-    async def _redis_error(_: Request, exc: redis.RedisError) -> JSONResponse:
-        logger.error("window store error", extra={"error": type(exc).__name__})
-        return JSONResponse(error_body(503, "the window store (Redis) is unavailable; retry shortly", "service_unavailable"), 503)
-
-    @app.exception_handler(SecretUnavailable)
-    @app.exception_handler(SettingsError)
-    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-        # A secret (e.g. the Redis URL) could not be read, or holds a value this stage refuses.
-        logger.error("dependency configuration unavailable", extra={"error": str(exc)})
-        return JSONResponse(error_body(503, f"service misconfigured or unreachable: {exc}", "service_unavailable"), 503)
-
-    @app.exception_handler(DependencyUnavailable)
-    async def _dependency_down(_: Request, exc: DependencyUnavailable) -> JSONResponse:
-        return JSONResponse(error_body(503, str(exc), "service_unavailable"), 503, headers={"Retry-After": "1"})
-
-    @app.exception_handler(ConflictRetriesExhausted)
-    async def _busy(_: Request, exc: ConflictRetriesExhausted) -> JSONResponse:
-        return JSONResponse(error_body(503, str(exc), "service_unavailable"), 503, headers={"Retry-After": "1"})
+    install_error_handlers(app)
 
     # --- chat ----------------------------------------------------------------------------------
     @app.post("/chat", response_model=s.ChatResponse, tags=["chat"])
@@ -222,10 +122,9 @@ def create_app() -> FastAPI:
 
     @app.get("/stats", tags=["ops"])
     def stats(tenant: Tenant) -> dict:
-        from vicw.auth import is_admin
         from vicw.health import collect_stats
 
-        return collect_stats(tenant, admin=is_admin(tenant, container.settings().vicw_admin_tenants))
+        return collect_stats(tenant, admin=tenant_is_admin(tenant))
 
     # MCP (streamable HTTP, stateless): the SDK is imported on the first /mcp request only.
     app.router.add_route(  # an ASGI app, which Starlette accepts as an endpoint (its stub says request handler)

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vicw import container
-from vicw.api.app import ApiError, Tenant
+from vicw.api.deps import Tenant
+from vicw.api.errors import ApiError
 from vicw.api.json_body import CheckedJSONRoute
 from vicw.api.schemas import SessionId
 from vicw.ingest import DocumentTooLarge, IngestUnavailable, ingest_document

@@ -184,7 +184,7 @@ class McpEndpoint:
         self.server = server or build_server()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from vicw.api.app import require_tenant
+        from vicw.api.deps import require_tenant
 
         request = Request(scope, receive)
         try:

@@ -15,7 +15,7 @@ from vicw.conversation import IncomingMessage, TurnResult
 
 
 def session_for(body: OpenAIChatRequest, header: str | None) -> str:
-    from vicw.api.app import ApiError
+    from vicw.api.errors import ApiError
 
     session_id = header or body.user
     if not session_id:

@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from vicw import container
+from vicw.api.deps import AdminTenant
 from vicw.api.json_body import CheckedJSONRoute
 
 router = APIRouter(tags=["ops"], route_class=CheckedJSONRoute)
@@ -35,7 +36,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def _api_error(status: int, message: str, kind: str) -> Exception:
-    from vicw.api.app import ApiError
+    from vicw.api.errors import ApiError
 
     return ApiError(status, message, kind)
 
@@ -69,13 +70,7 @@ def prometheus_metrics() -> Response:
 
 
 # --- backups ---------------------------------------------------------------------------------------
-def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
-    from vicw.api.app import require_tenant
-
-    tenant = require_tenant(request, authorization)
-    admins = {t.strip() for t in container.settings().vicw_admin_tenants.split(",") if t.strip()}
-    if tenant not in admins:
-        raise _api_error(403, "this route needs an admin tenant's key (VICW_ADMIN_TENANTS)", "permission_error")
+def require_admin(tenant: AdminTenant) -> str:
     from vicw.cold_path import on_lambda
 
     if on_lambda():

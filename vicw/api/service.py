@@ -17,7 +17,9 @@ import redis
 
 from vicw import container
 from vicw.api import schemas as s
+from vicw.api.errors import ApiError
 from vicw.conversation import IncomingMessage
+from vicw.errors import StoreUnavailable
 from vicw.graph_store.base import GraphStoreError
 from vicw.models import WindowState, as_utc
 from vicw.observability import logger
@@ -28,20 +30,8 @@ STATE_ACTIVE_LIMIT = 50
 STATE_COMPLETED_LIMIT = 10
 
 
-class ApiError(Exception):
-    """The request cannot be served as sent: `status` is the HTTP status, `message` says why."""
-
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.headers = status, message, kind, headers or {}
-
-
-class DependencyUnavailable(RuntimeError):
-    """A store the operation needs did not answer (an outage, not a mistake in the request)."""
-
-    def __init__(self, dependency: str) -> None:
-        super().__init__(f"{dependency} is unavailable; retry shortly")
-        self.dependency = dependency
+# A store that could not answer (the older name of vicw.errors.StoreUnavailable).
+DependencyUnavailable = StoreUnavailable
 
 
 def outage_of(exc: BaseException) -> str | None:

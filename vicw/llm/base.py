@@ -6,8 +6,10 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from vicw.errors import LlmFailed
 
-class LLMError(RuntimeError):
+
+class LLMError(LlmFailed):
     """A provider failure, carrying the HTTP status the API should answer with."""
 
     status_code = 502
