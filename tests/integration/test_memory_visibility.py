@@ -5,6 +5,7 @@ load makes /health unhealthy (it names the embedder)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 
@@ -47,6 +48,12 @@ def test_a_store_outage_is_reported_in_every_answer(no_vectors, scripted_llm, ca
         assert v1.status_code == 200, v1.text
         assert v1.json()["vicw"]["memory"] == memory  # the same shape, the same reason
 
+        scripted_llm.script("Streamed from the window.")
+        with api.stream("POST", "/v1/chat/completions", headers={"X-Session-Id": "down"},
+                        json={"stream": True, "messages": [{"role": "user", "content": "And Braga?"}]}) as stream:
+            chunks = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: {")]
+        assert chunks[-1]["vicw"]["memory"] == memory  # the final chunk of a stream says it too
+
         ctx = api.post("/sessions/down/context", json={"query": "Lisbon"})
         assert ctx.status_code == 200 and ctx.json()["memory"] == memory, ctx.text
 
@@ -58,9 +65,9 @@ def test_a_store_outage_is_reported_in_every_answer(no_vectors, scripted_llm, ca
         assert health.status_code == 503 and "vectors" in health.json()["failing"], health.text
 
     after = scrape(no_vectors.url)
-    assert value(after, "vicw_memory_unavailable_total") - value(before, "vicw_memory_unavailable_total") == 3
+    assert value(after, "vicw_memory_unavailable_total") - value(before, "vicw_memory_unavailable_total") == 4
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "long-term memory unavailable" in r.getMessage()]
-    assert len(warnings) == 3 and all(r.exc_info and r.exc_info[1] is not None for r in warnings)
+    assert len(warnings) == 4 and all(r.exc_info and r.exc_info[1] is not None for r in warnings)
     assert "Traceback" in caplog.text and memory["reason"] in warnings[0].getMessage()
 
 
