@@ -32,7 +32,7 @@ def build_memory_source(settings: Settings) -> HybridMemorySource | None:
     except Exception as exc:  # noqa: BLE001 - no graph: dense + keyword still work
         from vicw.observability import logger
 
-        logger.warning("graph store unavailable for retrieval", extra={"error": type(exc).__name__})
+        logger.warning("graph store unavailable for retrieval", exc_info=exc, extra={"error": type(exc).__name__})
     from vicw.loop_guard import BoredomCounter
 
     redis = container.window_store().r

@@ -89,7 +89,7 @@ class HybridMemorySource:
                 seqs, graph_ms = graph.result()
                 rankings.append(self._graph_ranking(tenant, session_id, seqs, live))
             except Exception as exc:  # noqa: BLE001 - the graph is an enhancement
-                logger.warning("graph step failed", extra={"error": type(exc).__name__})
+                logger.warning("graph step failed; retrieval continues without it", exc_info=exc, extra={"error": type(exc).__name__})
         weights = dict(r.weights)
         fused = steps.rrf_fuse(rankings, weights, r.rrf_k)
         if r.hop_from > 0 and fused:
