@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vicw.config import Settings, get_settings
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from vicw.conversation import Conversation
     from vicw.queues import JobPublisher, QueueRef
     from vicw.tokens import TokenCounter
+    from vicw.vector_store import VectorStore
     from vicw.window_store import WindowStore
 
 
@@ -78,6 +79,14 @@ def queues() -> list[QueueRef]:
     ]
 
 
+def queue_depths() -> dict[str, dict[str, Any]]:
+    """Depths of the configured cold-path queues and their DLQs (what /metrics and /stats show)."""
+    from vicw.queues import queue_depths as depths
+
+    configured = [q for q in queues() if q.url or q.dlq_url]
+    return depths(configured) if configured else {}
+
+
 @cache
 def llm():  # noqa: ANN201 - LLMProvider | None
     from vicw.llm.factory import build_provider
@@ -94,8 +103,6 @@ def embedder():  # noqa: ANN201
 
 @cache
 def vector_store():  # noqa: ANN201
-    from vicw.vector_store import build_vector_store
-
     s = settings()
     if not (s.qdrant_url or s.qdrant_path):
         return None
@@ -109,6 +116,21 @@ def graph_store():  # noqa: ANN201
     from vicw.graph_store import build_graph_store
 
     return build_graph_store(with_secrets(settings(), neo4j_password="neo4j_password_secret"))  # noqa: S106 - names the secret
+
+
+def build_vector_store(s: Settings) -> VectorStore | None:
+    """The configured store (Qdrant Edge in process, or a Qdrant server), or None when neither
+    QDRANT_URL nor QDRANT_PATH is set."""
+    from vicw.vector_store import QdrantVectorStore, vector_engine
+
+    engine = vector_engine(s)
+    if engine is None:
+        return None
+    if engine == "edge":
+        from vicw.vector_edge import EdgeVectorStore
+
+        return EdgeVectorStore(s)
+    return QdrantVectorStore(s)
 
 
 def with_secrets(s: Settings, **fields: str) -> Settings:
@@ -137,14 +159,26 @@ def memory_source():  # noqa: ANN201 - MemorySource | None
         from vicw.retrieval import build_memory_source
     except ImportError:
         return None
-    return build_memory_source(settings())
+    s = settings()
+    vectors = vector_store()
+    if vectors is None or not s.rag_enabled:
+        return None  # no vector store: retrieval stays off
+    graph = None
+    try:
+        graph = graph_store()
+    except Exception as exc:  # noqa: BLE001 - no graph: dense + keyword still work
+        from vicw.observability import logger
+
+        logger.warning("graph store unavailable for retrieval", exc_info=exc, extra={"error": type(exc).__name__})
+    return build_memory_source(s, token_counter(), vectors=vectors, embedder=embedder(), graph=graph, redis=window_store().r)
 
 
 @cache
 def loop_guard():  # noqa: ANN201 - LoopGuard
     from vicw.loop_guard import build_loop_guard
 
-    return build_loop_guard(settings())
+    s = settings()
+    return build_loop_guard(s, window_store().r, embedder() if s.echo_response_history_size > 0 else None)
 
 
 @cache

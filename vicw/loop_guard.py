@@ -27,7 +27,10 @@ from vicw.prompt import LOOP_HEADER
 from vicw.window_store import session_prefix
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from vicw.config import Settings
+    from vicw.embeddings import Embedder
     from vicw.llm.base import Completion, CompletionRequest
     from vicw.prompt import PromptPlan
 
@@ -226,13 +229,8 @@ class LoopGuard:
             logger.warning("loop guard bookkeeping failed", exc_info=exc, extra={"error": type(exc).__name__})
 
 
-def build_loop_guard(settings: Settings) -> LoopGuard:
-    from vicw import container
-
-    redis = container.window_store().r
-    embedder = None
-    if settings.echo_response_history_size > 0:
-        embedder = container.embedder()
+def build_loop_guard(settings: Settings, redis: Redis, embedder: Embedder | None) -> LoopGuard:
+    """`embedder` is used only when ECHO_RESPONSE_HISTORY_SIZE > 0 (the composition root passes None otherwise)."""
     echo = EchoGuard(
         redis, embedder, settings.echo_response_history_size, settings.echo_similarity_threshold, settings.max_regeneration_attempts
     )

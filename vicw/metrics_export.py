@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,7 +29,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
-from vicw.observability import M
+from vicw.metric_names import M
+
+if TYPE_CHECKING:
+    from vicw.window_store import WindowStore
 
 PREFIX = "vicw_"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -107,18 +111,22 @@ def derive_spec(name: str, unit: str) -> Spec:
 
 
 class LiveCollector:
-    """Gauges read when scraped: SQS queue depths (visible, in flight, DLQ) and the Redis outbox."""
+    """Gauges read when scraped: SQS queue depths (visible, in flight, DLQ) and the Redis outbox.
+
+    Its sources (the queues, the window store) are given by the composition root through
+    `PrometheusBridge.use_sources`; until then both read as down."""
+
+    def __init__(self) -> None:
+        self.queue_depths: Callable[[], dict[str, dict[str, Any]]] | None = None
+        self.window_store: Callable[[], WindowStore] | None = None
 
     def collect(self) -> Any:
-        from vicw import container
-        from vicw.queues import queue_depths
-
         depth = GaugeMetricFamily(PREFIX + "queue_messages", "Messages in a cold-path queue", labels=["queue", "state"])
         dlq = GaugeMetricFamily(PREFIX + SCRAPED[M.DLQ_DEPTH], "Messages in a cold-path dead-letter queue", labels=["queue"])
         up = GaugeMetricFamily(PREFIX + "scrape_source_up", "1 when a scraped source answered", labels=["source"])
         try:
-            queues = [q for q in container.queues() if q.url or q.dlq_url]
-            depths = queue_depths(queues) if queues else {}
+            assert self.queue_depths is not None, "no queues given"
+            depths = self.queue_depths()
             ok = True
             for name, entry in depths.items():
                 ok = ok and "error" not in entry
@@ -137,7 +145,8 @@ class LiveCollector:
             PREFIX + "outbox_unconfirmed", "Offload jobs sent but not yet confirmed by every cold-path function"
         )
         try:
-            ws = container.window_store()
+            assert self.window_store is not None, "no window store given"
+            ws = self.window_store()
             outbox.add_metric([], ws.outbox_size())
             unconfirmed.add_metric([], ws.outbox_unconfirmed_size())
             up.add_metric(["redis"], 1)
@@ -154,8 +163,15 @@ class PrometheusBridge:
         self.registry = registry or CollectorRegistry(auto_describe=False)
         self._metrics: dict[str, tuple[Spec, Any]] = {}
         self._lock = threading.Lock()
+        self.live: LiveCollector | None = None
         if live:
-            self.registry.register(LiveCollector())
+            self.live = LiveCollector()
+            self.registry.register(self.live)
+
+    def use_sources(self, queue_depths: Callable[[], dict[str, dict[str, Any]]], window_store: Callable[[], WindowStore]) -> None:
+        """Where the scrape-time gauges read from (the composition root's builders)."""
+        if self.live is not None:
+            self.live.queue_depths, self.live.window_store = queue_depths, window_store
 
     def _metric(self, name: str, unit: str) -> tuple[Spec, Any]:
         found = self._metrics.get(name)

@@ -623,14 +623,3 @@ def vector_engine(settings: Any) -> str | None:
         return None
     return engine or "edge"
 
-
-def build_vector_store(settings: Any) -> VectorStore | None:
-    """The configured store, or None when neither QDRANT_URL nor QDRANT_PATH is set."""
-    engine = vector_engine(settings)
-    if engine is None:
-        return None
-    if engine == "edge":
-        from vicw.vector_edge import EdgeVectorStore
-
-        return EdgeVectorStore(settings)
-    return QdrantVectorStore(settings)

@@ -142,7 +142,7 @@ def test_sigkill_of_the_whole_local_stack_loses_no_acknowledged_turn(tmp_path):
         proc.wait(60)
 
     from vicw.config import Settings
-    from vicw.vector_store import build_vector_store
+    from vicw.container import build_vector_store
 
     # The store `vicw local` uses by default, opened on its folder now that the stack is stopped.
     vectors = build_vector_store(Settings(qdrant_path=str(data / "qdrant"), qdrant_url=None))

@@ -10,8 +10,8 @@ import time
 import uuid
 
 from vicw import container
-from vicw.api.schemas import OpenAIChatRequest, check_session_id
-from vicw.conversation import IncomingMessage, TurnResult
+from vicw.api.schemas import OpenAIChatRequest, check_session_id, extension
+from vicw.conversation import IncomingMessage
 
 
 def session_for(body: OpenAIChatRequest, header: str | None) -> str:
@@ -33,18 +33,6 @@ def prepare(body: OpenAIChatRequest, tenant: str, header: str | None):  # noqa: 
     convo = container.conversation()
     new = convo.new_from_client_history(tenant, session_id, history)
     return session_id, new, (system[-1] if system else None)
-
-
-def extension(session_id: str, result: TurnResult) -> dict:
-    assert result.plan is not None
-    return {
-        "session_id": session_id,
-        "memories_injected": len(result.plan.memories),
-        "prompt_tokens": result.plan.prompt_tokens,
-        "tokens_saved": result.tokens_saved,
-        "offloaded_jobs": len(result.jobs),
-        "memory": result.plan.memory.as_dict(),
-    }
 
 
 def complete(body: OpenAIChatRequest, tenant: str, header: str | None):  # noqa: ANN201

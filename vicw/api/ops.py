@@ -66,7 +66,9 @@ def prometheus_metrics() -> Response:
 
     from vicw.metrics_export import bridge
 
-    return Response(bridge().render(), media_type=CONTENT_TYPE_LATEST)
+    prometheus = bridge()
+    prometheus.use_sources(container.queue_depths, container.window_store)
+    return Response(prometheus.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 # --- backups ---------------------------------------------------------------------------------------

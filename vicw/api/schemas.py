@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from vicw.models import InputDatetime
+
+if TYPE_CHECKING:
+    from vicw.conversation import TurnResult
 
 # The one session-id rule, for every way an id arrives: paths, bodies (`session_id`), the
 # X-Session-Id header and `user` of /v1. Checked with fullmatch: `$` in re.match would also
@@ -238,3 +241,16 @@ class ResetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     session_id: SessionId
+
+
+def extension(session_id: str, result: TurnResult) -> dict[str, Any]:
+    """The `vicw` object an OpenAI-shaped reply carries (whole or streamed): what memory did this turn."""
+    assert result.plan is not None
+    return {
+        "session_id": session_id,
+        "memories_injected": len(result.plan.memories),
+        "prompt_tokens": result.plan.prompt_tokens,
+        "tokens_saved": result.tokens_saved,
+        "offloaded_jobs": len(result.jobs),
+        "memory": result.plan.memory.as_dict(),
+    }

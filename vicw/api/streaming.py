@@ -60,7 +60,7 @@ def stream_response(
     convo: Conversation, tenant: str, session_id: str, new: list[IncomingMessage], system: str | None,
     body: OpenAIChatRequest, max_tokens: int | None,
 ) -> StreamingResponse:
-    from vicw.api.openai_compat import extension
+    from vicw.api.schemas import extension
 
     pending = convo.begin(
         tenant, session_id, new, system_prompt=system, max_tokens=max_tokens, temperature=body.temperature, stop=body.stop_list()

@@ -14,33 +14,28 @@ from vicw.retrieval.recipe import RetrievalRecipe
 from vicw.retrieval.source import HybridMemorySource
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from vicw.config import Settings
+    from vicw.embeddings import Embedder
+    from vicw.graph_store.base import GraphStore
+    from vicw.tokens import TokenCounter
+    from vicw.vector_store import VectorStore
 
 __all__ = ["HybridMemorySource", "RetrievalRecipe", "build_memory_source"]
 
 
-def build_memory_source(settings: Settings) -> HybridMemorySource | None:
-    """The configured source, or None when there is no vector store (retrieval then stays off)."""
-    from vicw import container
-
-    vectors = container.vector_store()
-    if vectors is None or not settings.rag_enabled:
-        return None
-    graph = None
-    try:
-        graph = container.graph_store()
-    except Exception as exc:  # noqa: BLE001 - no graph: dense + keyword still work
-        from vicw.observability import logger
-
-        logger.warning("graph store unavailable for retrieval", exc_info=exc, extra={"error": type(exc).__name__})
+def build_memory_source(
+    settings: Settings, counter: TokenCounter, *, vectors: VectorStore, embedder: Embedder, graph: GraphStore | None, redis: Redis
+) -> HybridMemorySource:
+    """The configured source over the stores the composition root built (`graph` None: dense + keyword only)."""
     from vicw.loop_guard import BoredomCounter
 
-    redis = container.window_store().r
     return HybridMemorySource(
         RetrievalRecipe.from_settings(settings),
-        container.token_counter(),
+        counter,
         vectors=vectors,
-        embedder=container.embedder(),
+        embedder=embedder,
         graph=graph,
         redis=redis,
         boredom=BoredomCounter(redis, settings.boredom_threshold),
