@@ -401,9 +401,20 @@ def build_offload_worker() -> ColdPathWorker:
 def build_graph_worker() -> ColdPathWorker:
     from vicw import container
 
+    extractor = None
+    if container.settings().graph_extractor == "llm":
+        provider = container.llm()
+        if provider is None:
+            from vicw.config import SettingsError
+
+            raise SettingsError("GRAPH_EXTRACTOR=llm needs an LLM: set VICW_LLM_PROVIDER (or VICW_LLM_API_URL / BEDROCK_MODEL_ID)")
+        from vicw.extraction import LLMExtractor
+
+        extractor = LLMExtractor(provider)
     # One record at a time: two jobs of a session MERGE-ing the same entities concurrently could race
     # (no uniqueness constraints on FalkorDB), and a session's facts should land in order.
-    return ColdPathWorker("graph", GraphProcessor(container.graph_store()).process, _redis_client(container.redis_url()))
+    processor = GraphProcessor(container.graph_store(), extractor)
+    return ColdPathWorker("graph", processor.process, _redis_client(container.redis_url()))
 
 
 class LazyWorker:

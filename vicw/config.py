@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # (qdrant-client's local mode, slow: for checking the server adapter). QDRANT_URL always means a server.
     vector_engine: Literal["edge", "qdrant"] = "edge"
     graph_backend: Literal["falkordb", "neo4j", "none"] = "falkordb"
+    # How the graph function reads goals, tasks and entities from shed turns: "rules" (the rule set
+    # in vicw/extraction_rules.json) or "llm" (the configured LLM answers in strict JSON; any failure
+    # falls back to the rules for that job).
+    graph_extractor: Literal["rules", "llm"] = "rules"
     falkordb_url: str = "redis://127.0.0.1:6379"
     graph_name: str = "vicw"
     neo4j_uri: str | None = None

@@ -107,9 +107,5 @@ class OffloadJob(BaseModel):
         return str(uuid.uuid5(JOB_NAMESPACE, f"{kind}/{tenant}/{session_id}/{first}-{last}"))
 
     @property
-    def first_seq(self) -> int:
-        return self.turns[0].seq
-
-    @property
     def last_seq(self) -> int:
         return self.turns[-1].seq

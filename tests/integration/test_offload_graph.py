@@ -45,3 +45,25 @@ def test_graph_handler_writes_once_per_job(graph_app, cold_env):
     again = graph_app.handler(cold_env.event(cold_env.receive(2, cold_env.graph_url), cold_env.graph_url), None)
     assert again["batchItemFailures"] == []
     assert container.graph_store().counts("acme") == counts
+
+
+def test_graph_extractor_setting_picks_the_llm_extractor(cold_env, monkeypatch, scripted_llm):
+    from vicw.cold_path import build_graph_worker
+    from vicw.config import SettingsError
+    from vicw.extraction import LLMExtractor
+
+    monkeypatch.setenv("GRAPH_BACKEND", "none")
+    monkeypatch.setenv("GRAPH_EXTRACTOR", "llm")
+    monkeypatch.setenv("VICW_LLM_PROVIDER", "openai")
+    monkeypatch.setenv("VICW_LLM_API_URL", scripted_llm.url)
+    cold_env.rebuild()
+    assert isinstance(build_graph_worker().runner.handler.__self__.extractor, LLMExtractor)
+
+    monkeypatch.setenv("VICW_LLM_PROVIDER", "none")  # asked for the LLM but gave none: refuse at start
+    cold_env.rebuild()
+    with pytest.raises(SettingsError, match="GRAPH_EXTRACTOR=llm"):
+        build_graph_worker()
+
+    monkeypatch.setenv("GRAPH_EXTRACTOR", "rules")
+    cold_env.rebuild()
+    assert build_graph_worker().runner.handler.__self__.extractor is None

