@@ -120,10 +120,18 @@ class Settings(BaseSettings):
     rag_top_k_keyword: int = Field(8, ge=0)
     rag_top_k_relational: int = Field(5, ge=0)
     memory_token_budget: int = Field(1024, ge=0)
-    rag_fusion: Literal["rrf", "dbsf", "score"] = "rrf"  # rrf/dbsf run in the vector engine
+    # Memories may displace the oldest live turns from a prompt, up to this much room (unset: never,
+    # MEMORY_TOKEN_BUDGET is all they get); the newest WINDOW_MIN_TOKENS of the window always stay.
+    # Measured on the realistic memory benchmark (bench/retrieval_quality.py, docs/retrieval.md).
+    memory_token_budget_max: int | None = Field(3072, ge=0)
+    window_min_tokens: int = Field(400, ge=0)
+    rag_candidates: int = Field(100, ge=0)  # fused candidates to pack (0: the sum of the top-k settings)
+    rag_fusion: Literal["rrf", "dbsf", "score"] = "score"  # rrf/dbsf: fused in the vector engine
+    rag_bm25_scale: float = Field(8.0, gt=0)  # score fusion: the BM25 score that squashes to ~0.46
     rag_prefetch_limit: int = Field(24, ge=1, le=1000)
-    rag_temporal_filter: bool = True
-    rag_hop_from: int = Field(3, ge=0)  # 0: no second hop
+    rag_temporal_filter: bool = False  # no gain measured on the realistic benchmark; costs one search
+    rag_speaker_filter: bool = False  # likewise
+    rag_hop_from: int = Field(0, ge=0)  # names in this many best hits seed a second hop (0: off, no gain measured)
     rag_neighbour_hits: int = Field(4, ge=0)  # 0: no neighbour turns
     rag_max_memory_tokens: int = Field(160, ge=16)
 

@@ -213,6 +213,13 @@ def warm() -> None:
         except Exception as exc:  # noqa: BLE001 - a dependency that is down at start is reported by /health later
             logger.warning("dependency not ready at start", exc_info=exc,
                            extra={"dependency": build.__name__, "error": type(exc).__name__})
+    try:
+        if memory_source() is not None:
+            # The first question must not pay for loading the query model or opening the vector engine.
+            embedder().warm_up()
+            vector_store().ping()
+    except Exception as exc:  # noqa: BLE001 - retrieval then warms up on its first query
+        logger.warning("retrieval not warmed up at start", exc_info=exc, extra={"error": type(exc).__name__})
 
 
 def reset() -> None:

@@ -202,7 +202,8 @@ class Conversation:
             if status.status != "ok":
                 metrics.add_metric(name=M.MEMORY_UNAVAILABLE, unit="Count", value=1)
         retrieval_ms = (time.perf_counter() - started) * 1000
-        plan = build_prompt(state, self.counter, self.policy.budget, memories, self.settings.memory_token_budget, blocks)
+        plan = build_prompt(state, self.counter, self.policy.budget, memories, self.settings.memory_token_budget, blocks,
+                            memory_budget_max=self.settings.memory_token_budget_max, window_min_tokens=self.settings.window_min_tokens)
         plan.memory = status or MEMORY_OK
         return plan, retrieval_ms
 

@@ -104,6 +104,12 @@ def minilm_model_dir(root: Path | None = None) -> Path:
     return target
 
 
+# Loaded models, shared by every Embedder of this process with the same settings (rebuilding the
+# dependencies, as tests and the local runner do, must not load the model again).
+_MODELS: dict[tuple, Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
 class Embedder:
     """Text -> unit-length vectors. The model loads on first use, once per process, thread-safely."""
 
@@ -128,7 +134,10 @@ class Embedder:
     def _load(self) -> Any:
         if self._model is not None:
             return self._model
-        with self._lock:
+        with self._lock, _MODELS_LOCK:
+            key = (self.model_name, self.dim, self.threads, str(cache_root()))
+            if self._model is None and key in _MODELS:  # loaded by another instance in this process
+                self._model, self.load_seconds = _MODELS[key], 0.0
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 try:
@@ -137,7 +146,7 @@ class Embedder:
                     self.load_error = f"{type(exc).__name__}: {exc}"
                     raise
                 self.load_error = None
-                self._model = model
+                self._model = _MODELS[key] = model
         return self._model
 
     def _build(self) -> Any:

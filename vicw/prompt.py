@@ -148,17 +148,29 @@ def build_prompt(
     memories: list[Memory] | None = None,
     memory_budget: int = 0,
     extra_blocks: list[str] | None = None,
+    *,
+    memory_budget_max: int | None = None,
+    window_min_tokens: int = 0,
 ) -> PromptPlan:
     """Fit system prompt + window + memories into `budget` tokens (window first, memories best-first).
 
     `extra_blocks` (state items, loop warnings) are small notes quoted in the data block with the
     memories (never in the system message: their text comes from what users typed); they share
     the memory budget and are dropped before the window is touched.
+
+    With `memory_budget_max` above `memory_budget`, memories may take up to that much room from the
+    *oldest* live turns when there are memories to fill it: those turns leave this prompt (not the
+    window), but the newest `window_min_tokens` of the window, and always its newest exchange, stay.
+    An old live turn rarely holds what a question about the past needs; a retrieved memory may.
     """
     pinned = [t for t in state.turns if t.pinned]
     live = [t for t in state.turns if not t.pinned]
     in_window = {t.turn_id for t in live}
     system_text = "\n\n".join(t.content for t in pinned if t.role == "system")
+    if memory_budget_max is not None and memory_budget_max > memory_budget and memories:
+        live = _yield_window(live, counter, budget, system_text, memories, memory_budget_max, window_min_tokens)
+        memory_budget = memory_budget_max
+        state = state.model_copy(update={"turns": pinned + live})  # the window as this prompt shows it
     window_messages = [turn_message(t) for t in live]
     base = counter.count_messages([{"role": "system", "content": system_text}, *window_messages])
     room = max(0, min(memory_budget, budget - base))
@@ -204,3 +216,38 @@ def build_prompt(
     assert tokens >= REPLY_PRIMING
     return PromptPlan(messages=messages, prompt_tokens=tokens, budget=budget, memories=chosen, extra_blocks=chosen_blocks,
                       data_index=data_index)
+
+
+def _yield_window(live: list[Turn], counter: TokenCounter, budget: int, system_text: str, memories: list[Memory],
+                  memory_budget_max: int, window_min_tokens: int) -> list[Turn]:
+    """The live turns a prompt keeps when memories may displace the oldest ones (see build_prompt).
+    An old turn that shares a word with the question stays: it may be what the question is about."""
+    from vicw import bm25
+
+    in_window = {t.turn_id for t in live}
+    want = counter.count_messages([data_message([])]) - REPLY_PRIMING
+    for mem in sorted(memories, key=lambda m: m.score, reverse=True):
+        if not (mem.turn_ids and in_window & set(mem.turn_ids)):
+            want += counter.count_text(mem.cite() + "\n")
+        if want >= memory_budget_max:
+            want = memory_budget_max
+            break
+    costs = [counter.count_messages([turn_message(t)]) - REPLY_PRIMING for t in live]
+    used = counter.count_messages([{"role": "system", "content": system_text}]) + sum(costs)
+    # The newest exchange (the newest user turn and the turn before it) never leaves.
+    last_user = max((i for i, t in enumerate(live) if t.role == "user"), default=len(live) - 1)
+    protected = max(0, min(last_user - 1, len(live) - 2))
+    names = {w for t in live if t.name for w in bm25.terms(t.name)}
+    asked = set(bm25.terms(live[last_user].content)) - names if live else set()
+    kept_tail = sum(costs[protected:])
+    window_left = sum(costs)
+    drop: set[int] = set()
+    for i in range(protected):
+        if used + want <= budget or window_left - costs[i] < max(window_min_tokens, kept_tail):
+            break
+        if asked & set(bm25.terms(live[i].content)):
+            continue
+        drop.add(i)
+        used -= costs[i]
+        window_left -= costs[i]
+    return [t for i, t in enumerate(live) if i not in drop]

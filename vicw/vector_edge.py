@@ -59,6 +59,12 @@ def _edge_dialect() -> FilterDialect:
     )
 
 
+def _unique(hits: Iterable[VectorHit]) -> list[VectorHit]:
+    """Hits in order, each point once (a search running while a write lands can meet a point twice)."""
+    seen: set[str] = set()
+    return [h for h in hits if not (h.id in seen or seen.add(h.id))]
+
+
 def shard_path(path: str | Path, collection: str) -> Path:
     return Path(path) / f"edge-{collection}"
 
@@ -236,7 +242,8 @@ class EdgeVectorStore:
         _require_tenant(q.tenant)
         if q.limit <= 0:
             return None
-        flt = self._filter(q.tenant, q.session_id, q.include_tenant_wide_documents, time_range=q.time_range, exclude_seqs=q.exclude_seqs)
+        flt = self._filter(q.tenant, q.session_id, q.include_tenant_wide_documents, time_range=q.time_range, exclude_seqs=q.exclude_seqs,
+                           speaker=q.speaker)
         sparse = None
         if q.text:
             indices, values = bm25_query(q.text)
@@ -272,7 +279,7 @@ class EdgeVectorStore:
             return [[] for _ in queries]
         shard = self._open()
         results = iter(shard.query_batch(e.QueryBatchRequest(live)) if len(live) > 1 else [shard.query(live[0])])
-        return [[] if r is None else [hit_from(p.id, p.score, p.payload) for p in next(results)] for r in requests]
+        return [[] if r is None else _unique(hit_from(p.id, p.score, p.payload) for p in next(results)) for r in requests]
 
     def turns(self, tenant: str, session_id: str, seqs: Iterable[int]) -> list[MemoryRecord]:
         wanted = sorted(set(seqs))
@@ -336,7 +343,9 @@ class EdgeVectorStore:
 
         if session_id is not None and tenant is None:
             raise ValueError("a session is only meaningful within a tenant")
-        return self._open().count(e.CountRequest(filter=self._filter(tenant, session_id), exact=True))
+        shard = self._open()
+        with self._lock:  # a count taken while a write lands can see a point twice
+            return shard.count(e.CountRequest(filter=self._filter(tenant, session_id), exact=True))
 
     def ping(self) -> bool:
         try:

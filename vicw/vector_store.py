@@ -49,7 +49,7 @@ DENSE = "dense"
 SPARSE = "bm25"
 # Payload fields with an index, and their types. `tenant` is the tenant key (co-located storage).
 INDEXED_FIELDS = {"tenant": "tenant", "session_id": "keyword", "kind": "keyword", "job_id": "keyword",
-                  "seq": "integer", "timestamp": "float"}
+                  "speaker": "keyword", "seq": "integer", "timestamp": "float"}
 FUSIONS = ("rrf", "dbsf")
 
 
@@ -190,6 +190,7 @@ class MemoryQuery:
     time_range: tuple[float, float] | None = None  # [start, end) epoch seconds
     exclude_seqs: tuple[int, ...] = ()
     include_tenant_wide_documents: bool = True
+    speaker: str | None = None  # only turns by this speaker
 
     def with_(self, **changes: Any) -> MemoryQuery:
         return replace(self, **changes)
@@ -256,6 +257,7 @@ def scope_filter(
     include_tenant_wide_documents: bool = False,
     time_range: tuple[float, float] | None = None,
     exclude_seqs: Sequence[int] = (),
+    speaker: str | None = None,
 ) -> Any:
     must: list[Any] = []
     must_not: list[Any] = []
@@ -272,6 +274,8 @@ def scope_filter(
             must_not.append(d.filter(must=[in_session, d.match("kind", "conversation"), d.match_any("seq", sorted(set(exclude_seqs)))]))
     if time_range is not None:
         must.append(d.range("timestamp", time_range[0], time_range[1]))
+    if speaker is not None:
+        must.append(d.match("speaker", speaker))
     if not must and not must_not:
         return None
     return d.filter(must=must or None, must_not=must_not or None)
@@ -490,7 +494,8 @@ class QdrantVectorStore:
         from qdrant_client import models
 
         _require_tenant(q.tenant)
-        flt = self._filter(q.tenant, q.session_id, q.include_tenant_wide_documents, time_range=q.time_range, exclude_seqs=q.exclude_seqs)
+        flt = self._filter(q.tenant, q.session_id, q.include_tenant_wide_documents, time_range=q.time_range, exclude_seqs=q.exclude_seqs,
+                           speaker=q.speaker)
         sparse = None
         if q.text:
             indices, values = bm25_query(q.text)

@@ -66,6 +66,40 @@ def test_prompt_never_exceeds_budget_and_skips_live_turns(window, memories, budg
     assert window_part == [{"role": t.role, "content": t.rendered()} for t in state.turns[1:]]  # the window is intact
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    window=st.lists(words, min_size=0, max_size=10),
+    memories=st.lists(st.tuples(words, st.integers(30, 60), st.floats(0, 1)), max_size=30),
+    budget=st.integers(300, 3000),
+    memory_budget=st.integers(0, 800),
+    extra=st.integers(0, 2000),
+    window_min=st.integers(0, 1500),
+)
+def test_memories_displace_only_old_turns_and_never_the_budget(window, memories, budget, memory_budget, extra, window_min):
+    """MEMORY_TOKEN_BUDGET_MAX: the prompt still fits, the window part keeps its order, the newest
+    exchange is always whole, and at least WINDOW_MIN_TOKENS of the window stay."""
+    state = make_state(window)
+    live = state.turns[1:]
+    base = COUNTER.count_messages([{"role": "system", "content": "You are helpful."}, *({"role": t.role, "content": t.rendered()} for t in live)])
+    if base > budget:
+        return
+    mems = [Memory(id=str(seq), text=text, score=score, source="dense", turn_ids=[str(seq)], timestamp=T0, speaker="Ann", session_id="s")
+            for text, seq, score in memories]
+    packed = pack(mems, COUNTER, memory_budget + extra)
+    plan = build_prompt(state, COUNTER, budget, packed, memory_budget, [], memory_budget_max=memory_budget + extra,
+                        window_min_tokens=window_min)
+    assert plan.prompt_tokens <= budget and plan.prompt_tokens == COUNTER.count_messages(plan.messages)
+    window_part = [m for m in plan.messages[1:] if m["content"] != plan.memory_block]
+    rendered = [{"role": t.role, "content": t.rendered()} for t in live]
+    it = iter(rendered)
+    assert all(m in it for m in window_part)  # in order, nothing added
+    assert window_part[-2:] == rendered[-2:]  # the newest exchange is whole
+    kept = COUNTER.count_messages(window_part) if window_part else 0
+    assert len(window_part) == len(rendered) or kept >= min(window_min, COUNTER.count_messages(rendered)) - 4 * len(rendered)
+    if extra == 0:
+        assert window_part == rendered  # no extra room asked: the window is untouched
+
+
 def test_pack_keeps_order_and_drops_duplicates_and_what_does_not_fit():
     a = Memory(id="1", text="first " * 5, score=0.9, source="dense", turn_ids=["1"])
     dup = Memory(id="1", text="first " * 5, score=0.8, source="keyword", turn_ids=["1"])

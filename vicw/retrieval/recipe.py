@@ -16,16 +16,18 @@ class RetrievalRecipe:
     top_k_keyword: int = 8  # BM25 candidates (0: no sparse vector in the query)
     top_k_relational: int = 5  # graph-linked turns (0: graph step off)
     score_threshold: float = 0.25  # cosine floor for dense hits
-    memory_token_budget: int = 1024
-    fusion: str = "rrf"  # "rrf" / "dbsf": fused in the engine; "score": cosine + squashed BM25, fused here
+    memory_token_budget: int = 3072  # what packing fills (the prompt decides what fits next to the window)
+    fusion: str = "score"  # "rrf" / "dbsf": fused in the engine; "score": cosine + squashed BM25, fused here
     prefetch_limit: int = 24  # candidates each vector brings to the fusion
-    bm25_scale: float = 4.0  # "score" fusion: BM25 score that squashes to ~0.46
-    temporal_filter: bool = True  # a query naming a time adds a search restricted to that time range
+    bm25_scale: float = 8.0  # "score" fusion: BM25 score that squashes to ~0.46
+    temporal_filter: bool = False  # a query naming a time adds a search restricted to that time range
+    speaker_filter: bool = False  # a query naming a speaker of the window adds a search of that speaker's turns
     rrf_k: int = 60  # reciprocal rank fusion constant (Cormack et al. use 60), for merging the steps
-    weights: tuple[tuple[str, float], ...] = (("hybrid", 1.0), ("graph", 0.5), ("temporal", 1.0), ("hop", 0.5))
-    hop_from: int = 3  # names in this many best hits seed a second query (0: off)
+    weights: tuple[tuple[str, float], ...] = (("hybrid", 1.0), ("graph", 0.5), ("temporal", 1.0), ("speaker", 1.0), ("hop", 0.5))
+    hop_from: int = 0  # names in this many best hits seed a second query (0: off)
     neighbour_hits: int = 4  # how many of the best hits may pull in the turn that completes their exchange (0: off)
     max_memory_tokens: int = 160  # one memory never takes more than this (long turns are truncated)
+    candidates: int = 100  # fused candidates to pack (0: the sum of the top-k settings)
     state_items: int = 10  # active goals/tasks/decisions/facts shown as a block
     completed_items: int = 3  # recently completed ones
     state_item_chars: int = 140
@@ -37,10 +39,13 @@ class RetrievalRecipe:
             top_k_keyword=s.rag_top_k_keyword,
             top_k_relational=s.rag_top_k_relational,
             score_threshold=s.rag_score_threshold,
-            memory_token_budget=s.memory_token_budget,
+            memory_token_budget=max(s.memory_token_budget, s.memory_token_budget_max or 0),
+            candidates=s.rag_candidates,
             fusion=s.rag_fusion,
+            bm25_scale=s.rag_bm25_scale,
             prefetch_limit=s.rag_prefetch_limit,
             temporal_filter=s.rag_temporal_filter,
+            speaker_filter=s.rag_speaker_filter,
             hop_from=s.rag_hop_from,
             neighbour_hits=s.rag_neighbour_hits,
             max_memory_tokens=s.rag_max_memory_tokens,
@@ -52,4 +57,4 @@ class RetrievalRecipe:
     @property
     def candidate_limit(self) -> int:
         """How many fused candidates are worth packing (the prompt budget trims the rest)."""
-        return max(1, self.top_k_semantic + self.top_k_keyword + self.top_k_relational)
+        return self.candidates or max(1, self.top_k_semantic + self.top_k_keyword + self.top_k_relational)

@@ -81,7 +81,7 @@ class HybridMemorySource:
         qvec = self.embedder.embed_one(query) if r.top_k_semantic > 0 else None
         t_embed = time.perf_counter()
 
-        rankings = self._candidates(tenant, session_id, query, qvec, intent, live)
+        rankings = self._candidates(tenant, session_id, query, qvec, intent, live, state)
         t_search = time.perf_counter()
         graph_ms = 0.0
         if graph is not None:
@@ -107,23 +107,29 @@ class HybridMemorySource:
         return packed
 
     def _candidates(self, tenant: str, session_id: str, query: str, qvec: Any, intent: QueryIntent,
-                    live: tuple[int, ...]) -> list[steps.Ranking]:
-        """Hybrid candidates (and the time-filtered ones) in one batched engine call."""
+                    live: tuple[int, ...], state: WindowState | None) -> list[steps.Ranking]:
+        """Hybrid candidates (and the time-filtered and speaker-filtered ones) in one batched engine call."""
         r = self.recipe
         base = MemoryQuery(
             tenant, session_id, dense=qvec, text=query if r.top_k_keyword > 0 else None, limit=r.candidate_limit,
-            prefetch_limit=max(r.prefetch_limit, r.top_k_semantic, r.top_k_keyword), fusion=r.fusion if r.fusion != "score" else "rrf",
+            prefetch_limit=max(r.prefetch_limit, r.top_k_semantic, r.top_k_keyword, r.candidate_limit), fusion=r.fusion if r.fusion != "score" else "rrf",
             dense_threshold=r.score_threshold, exclude_seqs=live,
         )
         score_fusion = r.fusion == "score" and base.dense is not None and base.text
         queries = (
-            [base.with_(text=None, limit=base.prefetch_limit), base.with_(dense=None, limit=base.prefetch_limit)]
+            [base.with_(text=None, limit=4 * base.limit), base.with_(dense=None, limit=4 * base.limit)]
             if score_fusion
             else [base]
         )
         if r.temporal_filter and intent.time_range is not None:
             start, end = (t.timestamp() for t in intent.time_range)
             queries.append(base.with_(time_range=(start, end), limit=max(1, r.top_k_semantic)))
+        extra = ["temporal"] if len(queries) > (2 if score_fusion else 1) else []
+        # "What pet does Zoë have?": a question naming a person of this conversation is mostly answered
+        # by what that person said, so their turns get a search of their own.
+        for name in steps.named_speakers(intent, state)[: 2 if r.speaker_filter else 0]:
+            queries.append(base.with_(speaker=name, limit=max(1, r.top_k_semantic)))
+            extra.append("speaker")
         results = self.vectors.query(queries)
         if score_fusion:
             rankings = [steps.score_fuse(results[0], results[1], r.bm25_scale)]
@@ -131,8 +137,7 @@ class HybridMemorySource:
         else:
             rankings = [steps.ranking("hybrid", results[0])]
             rest = results[1:]
-        if rest:
-            rankings.append(steps.ranking("temporal", rest[0]))
+        rankings += [steps.ranking(name, hits) for name, hits in zip(extra, rest, strict=True)]
         return rankings
 
     def _graph_ranking(self, tenant: str, session_id: str, seqs: list[tuple[int, float]], live: tuple[int, ...]) -> steps.Ranking:

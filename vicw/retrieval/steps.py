@@ -60,13 +60,10 @@ def squash(x: float, scale: float) -> float:
 
 
 def score_fuse(dense: Sequence[Any], sparse: Sequence[Any], bm25_scale: float) -> Ranking:
-    """(cosine + squashed BM25) / 2 over the union of both candidate lists. A sparse-only candidate
-    gets the lowest cosine seen (it was not among the dense nearest, so at most that)."""
-    cos = {h.id: float(h.score) for h in dense}
+    """(cosine + squashed BM25) / 2 over the dense candidates: BM25 re-scores what the dense search
+    found (a turn BM25 alone finds has no cosine to add to)."""
     kw = {h.id: float(h.score) for h in sparse}
-    floor = min(cos.values(), default=0.0)
-    records = {h.id: h for h in [*dense, *sparse]}
-    scored = [(records[i], (cos.get(i, floor) + squash(kw.get(i, 0.0), bm25_scale)) / 2) for i in records]
+    scored = [(h, (float(h.score) + squash(kw.get(h.id, 0.0), bm25_scale)) / 2) for h in dense]
     scored.sort(key=lambda rs: (-rs[1], rs[0].id))
     return Ranking("hybrid", scored)
 
@@ -106,6 +103,15 @@ def bridge_names(records: Sequence[MemoryRecord], intent: QueryIntent, speakers:
 def mentions_any(record: MemoryRecord, names: Sequence[str]) -> bool:
     words = set(re.findall(r"[a-z]+", strip_prefix(record).lower()))
     return any(n in words for n in names)
+
+
+def named_speakers(intent: QueryIntent, state: Any) -> list[str]:
+    """Speakers of the live window that the question names, as they are stored (case kept)."""
+    if state is None or not intent.text:
+        return []
+    speakers = {(t.name or "").lower(): t.name for t in state.turns if t.name}
+    words = re.findall(r"[^\W\d_]+", intent.text.lower())
+    return list(dict.fromkeys(speakers[w] for w in words if w in speakers))
 
 
 def neighbour_seqs(record: MemoryRecord, session_id: str) -> list[int]:
