@@ -31,9 +31,9 @@ def cmd_local(args: argparse.Namespace) -> int:
         local.stop()
         print(mask_credentials(f"vicw local failed to start: {exc}"), file=sys.stderr)
         return 1
-    from vicw import container
+    from vicw import bootstrap
 
-    provider = container.llm()
+    provider = bootstrap.llm()
     print(f"VICW is running at {local.url}  (data in {Path(args.data_dir).resolve()})", flush=True)
     print(mask_credentials(f"  redis: {local.redis_url}  aws: {local.aws_endpoint}"), flush=True)
     print(f"  LLM: {provider.name + ' / ' + provider.model if provider else 'not configured (set VICW_LLM_API_URL)'}", flush=True)

@@ -1,6 +1,6 @@
 """The hot path: record messages into a session's window, build the prompt, call the LLM.
 
-Adapters (Redis, SQS, the LLM, retrieval) come in through the container; the window arithmetic is
+Adapters (Redis, SQS, the LLM, retrieval) come in through the composition root (vicw.bootstrap); the window arithmetic is
 the pure `vicw.window` module.
 """
 

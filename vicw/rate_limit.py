@@ -111,7 +111,7 @@ class RateLimiter:
 
     @classmethod
     def from_settings(cls, settings: Settings, url: str | None = None) -> RateLimiter | None:
-        """`url` is the resolved Redis URL when it comes from a secret (vicw.container.redis_url)."""
+        """`url` is the resolved Redis URL when it comes from a secret (vicw.bootstrap.redis_url)."""
         rules = parse_rate_limits(settings.rate_limits)
         if not rules:
             return None

@@ -5,7 +5,7 @@ One rule for every operator command (`status`, `ingest`, `replay`, `backup`, `co
 1. `--stack NAME [--region R]`: a deployed stack. Queue URLs, topic, buckets and store settings
    come from the CloudFormation stack's Outputs, among them `RedisUrlSecret`: the name of the SSM
    parameter or Secrets Manager secret holding the Redis URL, read at run time exactly as the
-   functions read it (vicw/container.py), so the URL itself never passes through the command.
+   functions read it (vicw/bootstrap.py), so the URL itself never passes through the command.
 2. otherwise a running `vicw local`, found through the connection file in `--data-dir`
    (default `$VICW_DATA_DIR`, else `.vicw`, the same default as `vicw local`);
 3. otherwise the environment, as the Lambda functions read it (`OFFLOAD_QUEUE_URL`, ...).
@@ -73,12 +73,12 @@ class Target:
     def apply(self) -> None:
         """Make this target's settings the process's settings (boto3 and Settings read the environment)."""
         os.environ.update(self.env)
-        from vicw import aws, container
+        from vicw import aws, bootstrap
         from vicw.config import get_settings
 
         get_settings.cache_clear()
         aws.client.cache_clear()
-        container.reset()
+        bootstrap.reset()
 
     def missing(self, setting: str, what: str) -> TargetError:
         """The one-line error for a setting this target does not provide."""

@@ -1,6 +1,6 @@
 """Chat Lambda: the FastAPI app behind API Gateway (HTTP API v2) through Mangum.
 
-Dependencies are built once per cold start (vicw.container caches them); the handler only adds
+Dependencies are built once per cold start (vicw.bootstrap caches them); the handler only adds
 Powertools context (correlation id = API Gateway request id), metrics flushing and tracing.
 """
 
@@ -8,11 +8,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
-from vicw import container
+from vicw import bootstrap
 from vicw.api.app import create_app
 from vicw.observability import logger, metrics, tracer
 
-container.warm()
+bootstrap.warm()
 app = create_app()
 _asgi = Mangum(app, lifespan="off")
 

@@ -5,7 +5,7 @@ The event carries nothing we need (EventBridge's `time` is informative only): th
 current time. With RETENTION_DAYS unset it does nothing and says so.
 """
 
-from vicw import container
+from vicw import bootstrap
 from vicw.backup import scheduled_backup
 from vicw.lambda_context import local_context
 from vicw.observability import logger, metrics, tracer
@@ -16,7 +16,7 @@ from vicw.retention import sweep
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def _handle(event: dict, context: object) -> dict:
-    resent = container.publisher().flush_outbox(older_than=container.settings().outbox_resend_after_seconds, limit=1000)
+    resent = bootstrap.publisher().flush_outbox(older_than=bootstrap.settings().outbox_resend_after_seconds, limit=1000)
     receipt = sweep()
     # The Lambda result is kept by CloudWatch: counts and ids only, never contents.
     result = {k: receipt[k] for k in ("now", "retention_days", "scanned", "forgotten", "failed") if k in receipt}

@@ -141,8 +141,8 @@ def test_sigkill_of_the_whole_local_stack_loses_no_acknowledged_turn(tmp_path):
         proc.send_signal(signal.SIGTERM)  # a clean stop releases the vector store's folder
         proc.wait(60)
 
+    from vicw.bootstrap import build_vector_store
     from vicw.config import Settings
-    from vicw.container import build_vector_store
 
     # The store `vicw local` uses by default, opened on its folder now that the stack is stopped.
     vectors = build_vector_store(Settings(qdrant_path=str(data / "qdrant"), qdrant_url=None))

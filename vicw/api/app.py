@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 
-from vicw import container
+from vicw import bootstrap
 from vicw.api import schemas as s
 from vicw.api import service
 from vicw.api.deps import Tenant, is_admin_key, require_tenant, tenant_is_admin
@@ -33,7 +33,7 @@ def _rate_limiter(settings):  # noqa: ANN001, ANN202 - Settings -> RateLimiter |
     from vicw.rate_limit import RateLimiter
 
     try:
-        url = container.redis_url()
+        url = bootstrap.redis_url()
     except Exception:  # noqa: BLE001 - logged; the window store's own 503s say the rest
         logger.warning("Redis URL unavailable at start: per-tenant rate limits are off in this process", exc_info=True)
         return None
@@ -41,7 +41,7 @@ def _rate_limiter(settings):  # noqa: ANN001, ANN202 - Settings -> RateLimiter |
 
 
 def create_app() -> FastAPI:
-    settings = container.settings()
+    settings = bootstrap.settings()
     # /docs and /openapi.json need no API key, so they are served only when VICW_PUBLIC_DOCS says so.
     docs = settings.vicw_public_docs
     app = FastAPI(
@@ -63,7 +63,7 @@ def create_app() -> FastAPI:
     @app.post("/chat", response_model=s.ChatResponse, tags=["chat"])
     def chat(body: s.ChatRequest, tenant: Tenant) -> s.ChatResponse:
         check_message_chars(body.message)
-        result = container.conversation().chat(
+        result = bootstrap.conversation().chat(
             tenant, body.session_id, [IncomingMessage("user", body.message, body.name)], use_rag=body.use_rag
         )
         return _chat_response(body.session_id, result)
@@ -77,7 +77,7 @@ def create_app() -> FastAPI:
 
     @app.get("/v1/models", tags=["openai"])
     def models(_: Tenant) -> dict:
-        provider = container.llm()
+        provider = bootstrap.llm()
         name = provider.model if provider is not None else "vicw"
         return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "vicw"}]}
 
@@ -104,7 +104,7 @@ def create_app() -> FastAPI:
 
     @app.post("/reset", tags=["sessions"])
     def reset(body: s.ResetRequest, tenant: Tenant) -> dict:
-        cleared = container.conversation().reset(tenant, body.session_id)
+        cleared = bootstrap.conversation().reset(tenant, body.session_id)
         return {"session_id": body.session_id, "window_cleared": cleared}
 
     @app.post("/sessions/{session_id}/context", response_model=s.ContextResponse, tags=["sessions"])

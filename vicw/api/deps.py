@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from vicw import container
+from vicw import bootstrap
 from vicw.api.errors import ApiError, key_table_unavailable
 from vicw.auth import AuthError, is_admin
 from vicw.observability import M, metrics
@@ -15,7 +15,7 @@ from vicw.observability import M, metrics
 
 def require_tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
     try:
-        tenant = container.key_table().tenant_for(authorization)
+        tenant = bootstrap.key_table().tenant_for(authorization)
     except AuthError as exc:
         metrics.add_metric(name=M.AUTH_FAILURES, unit="Count", value=1)
         raise ApiError(401, str(exc), "authentication_error", {"WWW-Authenticate": "Bearer"}) from None
@@ -33,7 +33,7 @@ Tenant = Annotated[str, Depends(require_tenant)]
 
 def tenant_is_admin(tenant: str) -> bool:
     """The one admin check: is `tenant` named in VICW_ADMIN_TENANTS?"""
-    return is_admin(tenant, container.settings().vicw_admin_tenants)
+    return is_admin(tenant, bootstrap.settings().vicw_admin_tenants)
 
 
 def require_admin_tenant(request: Request, tenant: Tenant) -> str:
@@ -51,7 +51,7 @@ def is_admin_key(authorization: str | None) -> bool:
     if not authorization:
         return False
     try:
-        tenant = container.key_table().tenant_for(authorization)
+        tenant = bootstrap.key_table().tenant_for(authorization)
     except Exception:  # noqa: BLE001 - a refused or unreadable key only means "not admin" here
         return False
     return tenant_is_admin(tenant)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vicw import container
+from vicw import bootstrap
 from vicw.api.deps import Tenant
 from vicw.api.errors import ApiError
 from vicw.api.json_body import CheckedJSONRoute
@@ -42,8 +42,8 @@ def ingest(body: IngestRequest, tenant: Tenant) -> IngestResponse:
     try:
         result = ingest_document(
             tenant, body.document, body.metadata, body.session_id,
-            counter=container.token_counter(), publisher=container.publisher(),
-            redis=container.window_store().r, max_bytes=container.settings().max_ingest_bytes,
+            counter=bootstrap.token_counter(), publisher=bootstrap.publisher(),
+            redis=bootstrap.window_store().r, max_bytes=bootstrap.settings().max_ingest_bytes,
         )
     except DocumentTooLarge as exc:
         raise ApiError(413, str(exc), "document_too_large") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from vicw import container
+from vicw import bootstrap
 from vicw.api.schemas import OpenAIChatRequest, check_session_id, extension
 from vicw.conversation import IncomingMessage
 
@@ -30,7 +30,7 @@ def prepare(body: OpenAIChatRequest, tenant: str, header: str | None):  # noqa: 
     session_id = session_for(body, header)
     history = [IncomingMessage(m.role, m.text(), m.name) for m in body.messages]
     system = [m.content for m in history if m.role == "system"]
-    convo = container.conversation()
+    convo = bootstrap.conversation()
     new = convo.new_from_client_history(tenant, session_id, history)
     return session_id, new, (system[-1] if system else None)
 
@@ -38,7 +38,7 @@ def prepare(body: OpenAIChatRequest, tenant: str, header: str | None):  # noqa: 
 def complete(body: OpenAIChatRequest, tenant: str, header: str | None):  # noqa: ANN201
     session_id, new, system = prepare(body, tenant, header)
     max_tokens = body.max_completion_tokens or body.max_tokens
-    convo = container.conversation()
+    convo = bootstrap.conversation()
     if body.stream:
         from vicw.api.streaming import stream_response
 

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from vicw import container
+from vicw import bootstrap
 from vicw.api.deps import AdminTenant
 from vicw.api.json_body import CheckedJSONRoute
 
@@ -50,7 +50,7 @@ def _loopback(request: Request) -> bool:
 
 
 def require_scraper(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = container.settings().vicw_metrics_token
+    token = bootstrap.settings().vicw_metrics_token
     if token is not None and token.get_secret_value():
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
@@ -67,7 +67,7 @@ def prometheus_metrics() -> Response:
     from vicw.metrics_export import bridge
 
     prometheus = bridge()
-    prometheus.use_sources(container.queue_depths, container.window_store)
+    prometheus.use_sources(bootstrap.queue_depths, bootstrap.window_store)
     return Response(prometheus.render(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -101,7 +101,7 @@ def resolve_location(value: str | None) -> str | None:
     if not _NAME.fullmatch(value) or value in {".", ".."}:
         raise _api_error(422, "a local backup is named by a plain folder name (letters, digits, '.', '_', '-') "
                               "under VICW_DATA_DIR/backups, or is an s3://bucket/prefix", "invalid_request_error")
-    return str(Path(container.settings().vicw_data_dir) / "backups" / value)
+    return str(Path(bootstrap.settings().vicw_data_dir) / "backups" / value)
 
 
 def _run(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -118,7 +118,7 @@ def create_backup(body: BackupRequest, _: Admin) -> dict:
     from vicw.backup import create_backup as create
     from vicw.backup import default_base, timestamped
 
-    target = resolve_location(body.to) or timestamped(default_base(container.settings()))
+    target = resolve_location(body.to) or timestamped(default_base(bootstrap.settings()))
     manifest = _run(create, target, include_archive=body.include_archive)
     return {"location": target, "manifest": manifest.model_dump(mode="json")}
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from vicw import container
+from vicw import bootstrap
 from vicw.api import schemas as s
 from vicw.api.errors import ApiError
 from vicw.conversation import IncomingMessage
@@ -69,7 +69,7 @@ def dependencies() -> Iterator[None]:
 # --- append ------------------------------------------------------------------------------------
 def check_message_chars(*texts: str) -> None:
     """MAX_MESSAGE_CHARS: one message's content may not be longer than this many characters."""
-    limit = container.settings().max_message_chars
+    limit = bootstrap.settings().max_message_chars
     longest = max((len(t) for t in texts), default=0)
     if longest > limit:
         raise ApiError(413, f"a message is {longest} characters long, over the limit of {limit} (MAX_MESSAGE_CHARS)",
@@ -79,26 +79,26 @@ def check_message_chars(*texts: str) -> None:
 def append_messages(tenant: str, session_id: str, body: s.AppendMessagesRequest) -> s.AppendMessagesResponse:
     """Append turns to a session's window (a system message replaces the pinned system prompt)."""
     check_message_chars(*(m.content for m in body.messages))
-    limit = container.settings().max_messages_per_request
+    limit = bootstrap.settings().max_messages_per_request
     if len(body.messages) > limit:
         raise ApiError(413, f"too many messages in one request: {len(body.messages)} > {limit} (MAX_MESSAGES_PER_REQUEST)")
     system = [m.content for m in body.messages if m.role == "system"]
     rest = [IncomingMessage(m.role, m.content, m.name, m.timestamp) for m in body.messages if m.role != "system"]
     try:
-        result = container.conversation().record(tenant, session_id, rest, system_prompt=system[-1] if system else None)
+        result = bootstrap.conversation().record(tenant, session_id, rest, system_prompt=system[-1] if system else None)
     except ValueError as exc:
         if isinstance(exc, MessageTooLarge):
             raise
         raise ApiError(422, str(exc)) from None
     return s.AppendMessagesResponse(
         session_id=session_id, appended=len(rest), offload_jobs=len(result.jobs),
-        tokens=result.state.tokens, budget=container.settings().window_budget,
+        tokens=result.state.tokens, budget=bootstrap.settings().window_budget,
     )
 
 
 # --- read --------------------------------------------------------------------------------------
 def session_stats(session_id: str, state: WindowState | None) -> s.SessionStats:
-    settings = container.settings()
+    settings = bootstrap.settings()
     budget = settings.window_budget
     if state is None:
         return s.SessionStats(
@@ -125,13 +125,13 @@ def session_stats(session_id: str, state: WindowState | None) -> s.SessionStats:
 
 
 def get_session(tenant: str, session_id: str) -> s.SessionStats:
-    return session_stats(session_id, container.window_store().load(tenant, session_id))
+    return session_stats(session_id, bootstrap.window_store().load(tenant, session_id))
 
 
 def context_preview(tenant: str, session_id: str, body: s.ContextRequest) -> s.ContextResponse:
     """The exact prompt the LLM would get for `body.query`, without changing the session."""
     check_message_chars(body.query)
-    plan = container.conversation().preview(tenant, session_id, body.query)
+    plan = bootstrap.conversation().preview(tenant, session_id, body.query)
     return s.ContextResponse(
         session_id=session_id,
         messages=plan.messages,
@@ -157,8 +157,8 @@ def search_memory(tenant: str, body: s.SearchRequest) -> s.SearchResponse:
 
 def _search_session(tenant: str, session_id: str, query: str, limit: int) -> s.SearchResponse:
     with dependencies():
-        state = container.window_store().load(tenant, session_id)
-        source = container.memory_source()
+        state = bootstrap.window_store().load(tenant, session_id)
+        source = bootstrap.memory_source()
         if source is None:
             return s.SearchResponse(query=query, session_id=session_id, memories=[], note=_NO_MEMORY)
         memories = source.retrieve(tenant, session_id, query, state or WindowState(tenant=tenant, session_id=session_id))
@@ -173,13 +173,13 @@ def _search_session(tenant: str, session_id: str, query: str, limit: int) -> s.S
 def _search_tenant(tenant: str, query: str, limit: int) -> s.SearchResponse:
     from vicw.vector_store import MemoryQuery
 
-    settings = container.settings()
+    settings = bootstrap.settings()
     with dependencies():
-        vectors = container.vector_store()
+        vectors = bootstrap.vector_store()
         if vectors is None or not settings.rag_enabled:
             return s.SearchResponse(query=query, session_id=None, memories=[], note=_NO_MEMORY)
         # One hybrid engine query (meaning + exact words) scoped to the tenant, every session.
-        q = MemoryQuery(tenant, None, dense=container.embedder().embed_one(query), text=query, limit=limit,
+        q = MemoryQuery(tenant, None, dense=bootstrap.embedder().embed_one(query), text=query, limit=limit,
                         prefetch_limit=max(settings.rag_prefetch_limit, limit),
                         fusion=settings.rag_fusion if settings.rag_fusion != "score" else "rrf",
                         dense_threshold=settings.rag_score_threshold)
@@ -204,7 +204,7 @@ _NO_MEMORY = "long-term memory is off here (no vector store configured, or RAG_E
 def list_state(tenant: str, session_id: str) -> s.StateResponse:
     """The session's active and recently completed goals, tasks, decisions and facts (from the graph)."""
     with dependencies():
-        graph = container.graph_store()
+        graph = bootstrap.graph_store()
         if graph is None:
             return s.StateResponse(session_id=session_id, active=[], completed=[],
                                    note="no graph store is configured (GRAPH_BACKEND=none)")

@@ -115,11 +115,11 @@ class OutboxFlusher(threading.Thread):
         self.stop_event, self.every = stop, every
 
     def run(self) -> None:
-        from vicw import container
+        from vicw import bootstrap
 
         while not self.stop_event.wait(self.every):
             try:
-                container.publisher().flush_outbox(older_than=container.settings().outbox_resend_after_seconds)
+                bootstrap.publisher().flush_outbox(older_than=bootstrap.settings().outbox_resend_after_seconds)
             except Exception:  # noqa: BLE001, S112 - Redis or SQS down: try again next round
                 continue
 
@@ -167,11 +167,11 @@ class LocalVicw:
             self.processes.append(proc)
             self.aws_endpoint = f"http://127.0.0.1:{proc.port}"
         self._configure_env()
-        from vicw import aws, container
+        from vicw import aws, bootstrap
 
         aws.client.cache_clear()  # clients built for another endpoint must not be reused
 
-        container.reset()
+        bootstrap.reset()
         self.chat = load_function("chat")
         self._recover(owns_redis=owns_redis, fresh_queues=fresh_queues)
         if self.cold_path:
@@ -221,20 +221,20 @@ class LocalVicw:
         outbox still holds (unsent, or sent and not confirmed by both consumers) is sent again.
         The window, outbox and idempotency records are in Redis's append-only file and survive.
         """
-        from vicw import container
+        from vicw import bootstrap
         from vicw.cold_path import clear_in_progress_records
         from vicw.observability import logger
 
-        ws = container.window_store()
+        ws = bootstrap.window_store()
         cleared = clear_in_progress_records(ws.r) if owns_redis and self.cold_path else 0
-        resent = container.publisher().resend_all_unconfirmed() if fresh_queues else 0
+        resent = bootstrap.publisher().resend_all_unconfirmed() if fresh_queues else 0
         if cleared or resent:
             logger.warning("recovered from an unclean stop", extra={"jobs_resent": resent, "stale_in_progress_records": cleared})
 
     def _start_cold_path(self) -> None:
-        from vicw import container
+        from vicw import bootstrap
 
-        s = container.settings()
+        s = bootstrap.settings()
         for name, url in (("offload", s.offload_queue_url), ("graph", s.graph_queue_url)):
             if not url:
                 continue
@@ -275,9 +275,9 @@ class LocalVicw:
             t.join(timeout=5)
         for proc in reversed(self.processes):
             proc.stop()
-        from vicw import container
+        from vicw import bootstrap
 
-        container.reset()
+        bootstrap.reset()
         umask = getattr(self, "_umask", None)
         if umask is not None:
             os.umask(umask)
@@ -289,10 +289,10 @@ class LocalVicw:
             return
         # API Gateway refuses oversized payloads itself; here the same caps as the app apply while
         # the body streams in, so an endless or huge body is refused without being buffered.
-        from vicw import container
+        from vicw import bootstrap
         from vicw.api.limits import BodyLimits, BodyTooLarge
 
-        limits = BodyLimits.from_settings(container.settings())
+        limits = BodyLimits.from_settings(bootstrap.settings())
         try:
             body = await limits.read(scope, receive)
         except BodyTooLarge as exc:
