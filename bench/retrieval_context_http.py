@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import bench_cli  # noqa: E402 - needs the repo on sys.path
-from bench.retrieval_latency import ASKED, QUERIES, points, pct  # noqa: E402
+from bench.retrieval_latency import ASKED, QUERIES, pct, points  # noqa: E402
 
 
 def free_port() -> int:

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,10 +123,10 @@ def child(path: str, queries: int) -> None:
     recipe = RetrievalRecipe.from_settings(settings)
     source = HybridMemorySource(recipe, counter, vectors=store, embedder=embedder)
     last = T0 + ASKED_TURNS * 60.0
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     live = [Turn(seq=ASKED_TURNS + i, role="user" if i % 2 == 0 else "assistant", content=f"live turn {i}", name="Maya",
-                 timestamp=datetime.fromtimestamp(last + i, timezone.utc), tokens=10) for i in range(LIVE_TURNS)]
+                 timestamp=datetime.fromtimestamp(last + i, UTC), tokens=10) for i in range(LIVE_TURNS)]
     state = WindowState(tenant=TENANT, session_id=ASKED, turns=live, next_seq=ASKED_TURNS + LIVE_TURNS, offloaded_turns=ASKED_TURNS)
     retrieve_ms, embed_ms, found = [], [], []
     for i in range(queries):

@@ -37,11 +37,11 @@ TENANT = "bench"
 BATCH = 25
 
 
-def recipes(base):  # noqa: ANN001, ANN201 - RetrievalRecipe -> {name: (recipe, prompt split)}
+def recipes(base):
     """Named variants. The split: (MEMORY_TOKEN_BUDGET, MEMORY_TOKEN_BUDGET_MAX, WINDOW_MIN_TOKENS)."""
     default = (1024, None, 1024)
 
-    def split(mx: int, mn: int, cands: int):  # noqa: ANN202
+    def split(mx: int, mn: int, cands: int):
         return replace(base, memory_token_budget=mx, candidates=cands), (1024, mx, mn)
 
     out = {
@@ -67,7 +67,7 @@ def recipes(base):  # noqa: ANN001, ANN201 - RetrievalRecipe -> {name: (recipe, 
     return out
 
 
-def end_state(conv, settings, counter):  # noqa: ANN001, ANN201
+def end_state(conv, settings, counter):
     from vicw.models import WindowState, as_utc, render_content
     from vicw.window import NewTurn, WindowPolicy, append_turns
 
@@ -89,7 +89,7 @@ def end_state(conv, settings, counter):  # noqa: ANN001, ANN201
     return state, jobs, policy
 
 
-def embed_cached(embedder, texts: list[str]):  # noqa: ANN001, ANN201
+def embed_cached(embedder, texts: list[str]):
     import numpy as np
 
     key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]

@@ -62,7 +62,12 @@ def _edge_dialect() -> FilterDialect:
 def _unique(hits: Iterable[VectorHit]) -> list[VectorHit]:
     """Hits in order, each point once (a search running while a write lands can meet a point twice)."""
     seen: set[str] = set()
-    return [h for h in hits if not (h.id in seen or seen.add(h.id))]
+    unique = []
+    for h in hits:
+        if h.id not in seen:
+            seen.add(h.id)
+            unique.append(h)
+    return unique
 
 
 def shard_path(path: str | Path, collection: str) -> Path:

@@ -80,7 +80,8 @@ def test_memories_displace_only_old_turns_and_never_the_budget(window, memories,
     exchange is always whole, and at least WINDOW_MIN_TOKENS of the window stay."""
     state = make_state(window)
     live = state.turns[1:]
-    base = COUNTER.count_messages([{"role": "system", "content": "You are helpful."}, *({"role": t.role, "content": t.rendered()} for t in live)])
+    messages = [{"role": "system", "content": "You are helpful."}, *({"role": t.role, "content": t.rendered()} for t in live)]
+    base = COUNTER.count_messages(messages)
     if base > budget:
         return
     mems = [Memory(id=str(seq), text=text, score=score, source="dense", turn_ids=[str(seq)], timestamp=T0, speaker="Ann", session_id="s")

@@ -112,7 +112,8 @@ class HybridMemorySource:
         r = self.recipe
         base = MemoryQuery(
             tenant, session_id, dense=qvec, text=query if r.top_k_keyword > 0 else None, limit=r.candidate_limit,
-            prefetch_limit=max(r.prefetch_limit, r.top_k_semantic, r.top_k_keyword, r.candidate_limit), fusion=r.fusion if r.fusion != "score" else "rrf",
+            prefetch_limit=max(r.prefetch_limit, r.top_k_semantic, r.top_k_keyword, r.candidate_limit),
+            fusion=r.fusion if r.fusion != "score" else "rrf",
             dense_threshold=r.score_threshold, exclude_seqs=live,
         )
         score_fusion = r.fusion == "score" and base.dense is not None and base.text
