@@ -40,6 +40,7 @@ def stack_env(llm_url: str, **extra: str) -> dict[str, str]:
         "LLM_MAX_TOKENS": "128",
         "RATE_LIMITS": "",  # load tests measure the store, not the limiter
         "OUTBOX_RESEND_AFTER_SECONDS": "1",
+        "OUTBOX_CONFIRM_AFTER_SECONDS": "3",  # jobs lost inside a restarted emulator come back quickly
         "COLD_PATH_WORKERS": "1",
         "COLD_PATH_BATCH_SIZE": "10",
         "GRAPH_BACKEND": "falkordb",
