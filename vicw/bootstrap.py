@@ -15,7 +15,8 @@ from vicw.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from vicw.auth import KeyTable
-    from vicw.conversation import Conversation
+    from vicw.conversation import Conversation, MemorySource
+    from vicw.forget import Stores
     from vicw.queues import JobPublisher, QueueRef
     from vicw.tokens import TokenCounter
     from vicw.vector_store import VectorStore
@@ -201,6 +202,16 @@ def conversation() -> Conversation:
     from vicw.conversation import Conversation
 
     return Conversation(settings(), token_counter(), window_store(), publisher(), llm(), memory_source(), loop_guard())
+
+
+def forget_stores() -> Stores:
+    """What a deletion (DELETE /sessions, DELETE /tenants, the retention sweep) must reach."""
+    from vicw.forget import Stores
+
+    def built_source() -> MemorySource | None:  # only a source already built has a cache to clear
+        return memory_source() if memory_source.cache_info().currsize else None
+
+    return Stores(window_store, archive, vector_store, graph_store, built_source)
 
 
 def warm() -> None:

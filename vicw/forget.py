@@ -21,15 +21,32 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from vicw import container
 from vicw.models import OffloadJob
 from vicw.observability import logger
 from vicw.window_store import OUTBOX, session_prefix
+
+if TYPE_CHECKING:
+    from vicw.window_store import WindowStore
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Every store a deletion must reach: the composition root's builders, called when the deletion
+    runs (so a store that is down fails that deletion, not the caller's set-up). Each returns None
+    when its store is not configured; `memory_source` returns this process's retrieval source only
+    if one was built (its cache is cleared)."""
+
+    windows: Callable[[], WindowStore]
+    archive: Callable[[], Any]
+    vectors: Callable[[], Any]
+    graph: Callable[[], Any]
+    memory_source: Callable[[], Any]
 
 TOMBSTONE_PREFIX = "vicw:tombstone"
 # Longer than a job can wait before it is processed: 4 days on a queue, then up to 14 days in a DLQ
@@ -122,9 +139,8 @@ def _vector_job_ids(vectors: Any, tenant: str, session_id: str | None) -> set[st
     return {r.job_id for r in vectors.scroll(tenant, session_id, include_tenant_wide_documents=False)}
 
 
-def _forget_in_process_caches(tenant: str, session_id: str | None) -> None:
+def _forget_in_process_caches(source: Any, tenant: str, session_id: str | None) -> None:
     """This process's retrieval cache (other processes notice through their change signal)."""
-    source = container.memory_source.cache_info().currsize and container.memory_source()
     cache = getattr(source, "cache", None)
     if cache is None:
         return
@@ -135,11 +151,11 @@ def _forget_in_process_caches(tenant: str, session_id: str | None) -> None:
             cache.forget(*key)
 
 
-def _forget(tenant: str, session_id: str | None) -> dict[str, Any]:
-    ws = container.window_store()
+def _forget(stores: Stores, tenant: str, session_id: str | None) -> dict[str, Any]:
+    ws = stores.windows()
     r = ws.r
     deleted_at = write_tombstone(r, tenant, session_id)
-    archive, vectors, graph = container.archive(), container.vector_store(), container.graph_store()
+    archive, vectors, graph = stores.archive(), stores.vectors(), stores.graph()
 
     outbox = _outbox_jobs(r, tenant, session_id)
     job_ids = {j.job_id for j in outbox}
@@ -163,7 +179,7 @@ def _forget(tenant: str, session_id: str | None) -> dict[str, Any]:
         deleted["vectors"] = vectors.delete_tenant(tenant) if vectors is not None else None
         deleted["graph"] = graph.delete_tenant(tenant) if graph is not None else None
     deleted["idempotency_records"] = delete_idempotency_records(r, job_ids)
-    _forget_in_process_caches(tenant, session_id)
+    _forget_in_process_caches(stores.memory_source(), tenant, session_id)
     return {
         "tenant": tenant,
         "deleted": deleted,
@@ -171,22 +187,23 @@ def _forget(tenant: str, session_id: str | None) -> dict[str, Any]:
     }
 
 
-def forget_session(tenant: str, session_id: str) -> dict[str, Any]:
+def forget_session(stores: Stores, tenant: str, session_id: str) -> dict[str, Any]:
     """Delete one session of one tenant from every store. Safe to call again (and on an unknown id)."""
-    receipt = {"session_id": session_id, **_forget(tenant, session_id)}
+    receipt = {"session_id": session_id, **_forget(stores, tenant, session_id)}
     logger.info("session forgotten", extra={"tenant": tenant, "session_id": session_id, "deleted": receipt["deleted"]})
     return receipt
 
 
-def forget_tenant(tenant: str) -> dict[str, Any]:
+def forget_tenant(stores: Stores, tenant: str) -> dict[str, Any]:
     """Delete everything a tenant ever stored (sessions, documents, graph), in every store."""
-    receipt = _forget(tenant, None)
+    receipt = _forget(stores, tenant, None)
     logger.info("tenant forgotten", extra={"tenant": tenant, "deleted": receipt["deleted"]})
     return receipt
 
 
 __all__ = [
     "TOMBSTONE_TTL_SECONDS",
+    "Stores",
     "delete_idempotency_records",
     "forget_session",
     "forget_tenant",

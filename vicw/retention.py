@@ -1,6 +1,6 @@
 """RETENTION_DAYS: sessions nobody has written to for that long are forgotten in every store.
 
-`sweep(now)` walks every session's window (WindowState.updated_at is its last write) and runs the
+`sweep(stores, now, retention_days)` walks every session's window (WindowState.updated_at is its last write) and runs the
 same deletion as DELETE /sessions/{id} on the expired ones. The maintenance function calls it on a
 schedule; `now` is a parameter so the clock is the caller's (tests move it freely).
 
@@ -13,8 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vicw import container
-from vicw.forget import forget_session
+from vicw.forget import Stores, forget_session
 from vicw.models import WindowState
 from vicw.observability import logger
 
@@ -24,8 +23,9 @@ def expired(state: WindowState, now: datetime, retention: timedelta) -> bool:
     return now - updated > retention
 
 
-def sweep(now: datetime | None = None, retention_days: int | None = None, limit: int | None = None) -> dict[str, Any]:
-    """Forget every session idle for longer than RETENTION_DAYS (or `retention_days`).
+def sweep(stores: Stores, now: datetime | None = None, retention_days: int | None = None, limit: int | None = None) -> dict[str, Any]:
+    """Forget every session idle for longer than `retention_days` (the caller passes RETENTION_DAYS;
+    None: keep everything).
 
     Returns a receipt: sessions scanned, the ones forgotten with their per-store counts, and any
     that failed (a failure never stops the sweep; the next run retries it).
@@ -33,20 +33,20 @@ def sweep(now: datetime | None = None, retention_days: int | None = None, limit:
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    days = retention_days if retention_days is not None else container.settings().retention_days
+    days = retention_days
     receipt: dict[str, Any] = {"now": now.isoformat(), "retention_days": days, "scanned": 0, "forgotten": [], "failed": []}
     if days is None:
         receipt["skipped"] = "RETENTION_DAYS is not set: data is kept"
         return receipt
     retention = timedelta(days=days)
-    ws = container.window_store()
+    ws = stores.windows()
     for tenant, session_id in list(ws.sessions()):
         receipt["scanned"] += 1
         state = ws.load(tenant, session_id)
         if state is None or not expired(state, now, retention):
             continue
         try:
-            done = forget_session(tenant, session_id)
+            done = forget_session(stores, tenant, session_id)
         except Exception as exc:  # noqa: BLE001 - one store's hiccup must not stop the sweep
             logger.warning("retention: deletion failed", extra={"tenant": tenant, "session_id": session_id,
                                                                 "error": type(exc).__name__})

@@ -17,7 +17,7 @@ from vicw.retention import sweep
 @tracer.capture_lambda_handler(capture_response=False)
 def _handle(event: dict, context: object) -> dict:
     resent = bootstrap.publisher().flush_outbox(older_than=bootstrap.settings().outbox_resend_after_seconds, limit=1000)
-    receipt = sweep()
+    receipt = sweep(bootstrap.forget_stores(), retention_days=bootstrap.settings().retention_days)
     # The Lambda result is kept by CloudWatch: counts and ids only, never contents.
     result = {k: receipt[k] for k in ("now", "retention_days", "scanned", "forgotten", "failed") if k in receipt}
     # After the sweep, so a backup never holds sessions that were due to be forgotten.

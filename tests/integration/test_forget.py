@@ -223,11 +223,12 @@ def test_retention_sweep_forgets_idle_sessions_only(cold_vicw, seeded, rds):
     rds.set(session_prefix("tenant-a", "old-a") + ":window", old.model_dump_json())
     assert footprint(rds, "tenant-a", "old-a")["vectors"] > 0
 
-    assert sweep(now)["skipped"]  # RETENTION_DAYS unset: keep everything
-    early = sweep(now - timedelta(days=2), retention_days=30)  # the clock says it is not old yet
+    stores = container.forget_stores()
+    assert sweep(stores, now)["skipped"]  # RETENTION_DAYS unset: keep everything
+    early = sweep(stores, now - timedelta(days=2), retention_days=30)  # the clock says it is not old yet
     assert early["forgotten"] == [] and early["scanned"] >= 4
 
-    receipt = sweep(now, retention_days=30)
+    receipt = sweep(stores, now, retention_days=30)
     assert [(f["tenant"], f["session_id"]) for f in receipt["forgotten"]] == [("tenant-a", "old-a")]
     assert receipt["forgotten"][0]["deleted"]["vectors"] > 0 and receipt["failed"] == []
     assert footprint(rds, "tenant-a", "old-a") == {"redis": 0, "vectors": 0, "graph": 0, "archive": 0, "outbox": 0}

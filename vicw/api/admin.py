@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from vicw import bootstrap
 from vicw.api.deps import AdminTenant
 from vicw.api.json_body import CheckedJSONRoute
 from vicw.auth import TENANT_RE
@@ -22,6 +23,6 @@ router = APIRouter(tags=["admin"], route_class=CheckedJSONRoute)
 def delete_tenant(tenant: Annotated[str, Path(pattern=TENANT_RE.pattern)], admin: AdminTenant) -> dict:
     from vicw.forget import forget_tenant
 
-    receipt = forget_tenant(tenant)
+    receipt = forget_tenant(bootstrap.forget_stores(), tenant)
     receipt["requested_by"] = admin
     return receipt

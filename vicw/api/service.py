@@ -231,4 +231,4 @@ def forget_session(tenant: str, session_id: str) -> dict:
     from vicw.forget import forget_session as forget
 
     with dependencies():
-        return forget(tenant, session_id)
+        return forget(bootstrap.forget_stores(), tenant, session_id)
