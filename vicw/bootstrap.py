@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 from vicw.config import Settings, get_settings
 
 if TYPE_CHECKING:
+    import redis
+
     from vicw.auth import KeyTable
+    from vicw.cold_path import ColdPathWorker
     from vicw.conversation import Conversation, MemorySource
     from vicw.forget import Stores
     from vicw.queues import JobPublisher, QueueRef
@@ -212,6 +215,49 @@ def forget_stores() -> Stores:
         return memory_source() if memory_source.cache_info().currsize else None
 
     return Stores(window_store, archive, vector_store, graph_store, built_source)
+
+
+def _redis_client(url: str | None) -> redis.Redis | None:
+    import redis
+
+    if not url:
+        return None
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+
+
+def offload_worker() -> ColdPathWorker:
+    """The offload function's worker: embed shed turns into the vector store, archive each job."""
+
+    from vicw.cold_path import ColdPathWorker, OffloadProcessor
+
+    s = settings()
+    vectors = vector_store()
+    if vectors is None:
+        raise RuntimeError("the offload function needs a vector store: set QDRANT_URL (or QDRANT_PATH locally)")
+    processor = OffloadProcessor(embedder(), vectors, archive())
+    return ColdPathWorker(
+        "offload", processor.process, _redis_client(redis_url()), warm_up=processor.embedder.warm_up, workers=s.cold_path_workers
+    )
+
+
+def graph_worker() -> ColdPathWorker:
+    """The graph function's worker: extract entities and state items into the graph store."""
+    from vicw.cold_path import ColdPathWorker, GraphProcessor
+
+    extractor = None
+    if settings().graph_extractor == "llm":
+        provider = llm()
+        if provider is None:
+            from vicw.config import SettingsError
+
+            raise SettingsError("GRAPH_EXTRACTOR=llm needs an LLM: set VICW_LLM_PROVIDER (or VICW_LLM_API_URL / BEDROCK_MODEL_ID)")
+        from vicw.extraction import LLMExtractor
+
+        extractor = LLMExtractor(provider)
+    # One record at a time: two jobs of a session MERGE-ing the same entities concurrently could race
+    # (no uniqueness constraints on FalkorDB), and a session's facts should land in order.
+    processor = GraphProcessor(graph_store(), extractor)
+    return ColdPathWorker("graph", processor.process, _redis_client(redis_url()))
 
 
 def warm() -> None:

@@ -379,44 +379,6 @@ def clear_in_progress_records(client: redis.Redis) -> int:
     return int(client.delete(*doomed)) if doomed else 0
 
 
-def _redis_client(url: str | None) -> redis.Redis | None:
-    if not url:
-        return None
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
-
-
-def build_offload_worker() -> ColdPathWorker:
-    from vicw import container
-
-    s = container.settings()
-    vectors = container.vector_store()
-    if vectors is None:
-        raise RuntimeError("the offload function needs a vector store: set QDRANT_URL (or QDRANT_PATH locally)")
-    processor = OffloadProcessor(container.embedder(), vectors, container.archive())
-    return ColdPathWorker(
-        "offload", processor.process, _redis_client(container.redis_url()), warm_up=processor.embedder.warm_up, workers=s.cold_path_workers
-    )
-
-
-def build_graph_worker() -> ColdPathWorker:
-    from vicw import container
-
-    extractor = None
-    if container.settings().graph_extractor == "llm":
-        provider = container.llm()
-        if provider is None:
-            from vicw.config import SettingsError
-
-            raise SettingsError("GRAPH_EXTRACTOR=llm needs an LLM: set VICW_LLM_PROVIDER (or VICW_LLM_API_URL / BEDROCK_MODEL_ID)")
-        from vicw.extraction import LLMExtractor
-
-        extractor = LLMExtractor(provider)
-    # One record at a time: two jobs of a session MERGE-ing the same entities concurrently could race
-    # (no uniqueness constraints on FalkorDB), and a session's facts should land in order.
-    processor = GraphProcessor(container.graph_store(), extractor)
-    return ColdPathWorker("graph", processor.process, _redis_client(container.redis_url()))
-
-
 class LazyWorker:
     """Builds its worker on first use and keeps it for the life of the process (the Lambda sandbox).
 

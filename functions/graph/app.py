@@ -1,5 +1,6 @@
 """Graph function: SQS batch of offload jobs -> entities and state items in the knowledge graph."""
 
-from vicw.cold_path import build_graph_worker, lambda_entry
+from vicw import bootstrap
+from vicw.cold_path import lambda_entry
 
-worker, handler = lambda_entry("graph", build_graph_worker)
+worker, handler = lambda_entry("graph", bootstrap.graph_worker)

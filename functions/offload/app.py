@@ -1,5 +1,6 @@
 """Offload function: SQS batch of offload jobs -> S3 archive + embeddings in Qdrant."""
 
-from vicw.cold_path import build_offload_worker, lambda_entry
+from vicw import bootstrap
+from vicw.cold_path import lambda_entry
 
-worker, handler = lambda_entry("offload", build_offload_worker)
+worker, handler = lambda_entry("offload", bootstrap.offload_worker)

@@ -195,7 +195,8 @@ def test_deleting_again_or_an_unknown_session_is_harmless(cold_vicw, seeded):
 def test_queued_jobs_of_a_deleted_session_become_no_ops(cold_vicw, seeded, rds):
     """A job created before the deletion (still on a queue, or replayed from a DLQ) writes nothing;
     the same session id used again afterwards is stored normally, although its job ids repeat."""
-    from vicw.cold_path import build_graph_worker, build_offload_worker
+    from vicw.bootstrap import graph_worker as build_graph_worker
+    from vicw.bootstrap import offload_worker as build_offload_worker
 
     created = utcnow() - timedelta(minutes=5)
     turns = [Turn(seq=i, role="user", content=sentence("gone-a", i), timestamp=created, tokens=30) for i in range(3)]

@@ -48,7 +48,7 @@ def test_graph_handler_writes_once_per_job(graph_app, cold_env):
 
 
 def test_graph_extractor_setting_picks_the_llm_extractor(cold_env, monkeypatch, scripted_llm):
-    from vicw.cold_path import build_graph_worker
+    from vicw.bootstrap import graph_worker as build_graph_worker
     from vicw.config import SettingsError
     from vicw.extraction import LLMExtractor
 
