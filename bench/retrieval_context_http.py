@@ -2,8 +2,8 @@
 memories in the tenant: the first call's latency and the p95 of the calls after it.
 
 The memories are written into the data folder's embedded engine (Qdrant Edge) through the store
-adapter before `vicw local` starts (synthetic vectors and sentences, see retrieval_latency.py), so
-nothing is warm when the server comes up. Then the first /context call is timed as soon as
+adapter before `vicw local` starts (sentences from retrieval_latency.py, embedded with the real
+model and cached under $TMPDIR), so nothing is warm when the server comes up. Then the first /context call is timed as soon as
 /health answers, followed by --calls more.
 
     python bench/retrieval_context_http.py [--memories 3000] [--calls 100] [--json out.json]
@@ -37,12 +37,17 @@ def free_port() -> int:
 def run(memories: int, calls: int) -> dict:
     import httpx
 
+    from bench.retrieval_quality import embed_cached
+    from vicw.embeddings import Embedder
     from vicw.vector_edge import EdgeVectorStore
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         store = EdgeVectorStore(path=str(data / "qdrant"), collection="vicw_memories", dim=384)
-        store.upsert_points(points(memories, 384, "dev", 11))
+        rows = list(points(memories, 384, "dev", 11))
+        # real vectors for the texts (cached between runs), so dense hits and packing are realistic
+        vectors = embed_cached(Embedder(), [payload["text"] for _, _, payload in rows])
+        store.upsert_points((pid, vec, payload) for (pid, _, payload), vec in zip(rows, vectors, strict=True))
         store.optimize()
         store.close()
         port = free_port()
@@ -71,7 +76,10 @@ def run(memories: int, calls: int) -> dict:
                     r = c.post(f"/sessions/{ASKED}/context", json={"query": f"{QUERIES[i % len(QUERIES)]} ({i})"}, headers=headers)
                     latencies.append((time.perf_counter() - t0) * 1000)
                     r.raise_for_status()
-                    injected.append(len(r.json().get("memories", [])))
+                    body = r.json()
+                    injected.append(len(body.get("memories", [])))
+                    if i == 0:
+                        print({k: v for k, v in body.items() if k not in ("messages", "memories")}, file=sys.stderr)
         finally:
             os.killpg(proc.pid, signal.SIGINT)
             try:

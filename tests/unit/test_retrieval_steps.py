@@ -74,7 +74,7 @@ def test_score_fusion_adds_cosine_and_squashed_bm25():
 
     fused = steps.score_fuse(hits([(r[0], 0.6), (r[1], 0.5)]), hits([(r[1], 12.0), (r[2], 3.0)]), bm25_scale=4.0)
     order = [rec.id for rec, _ in fused.rows]
-    assert order == [r[1].id, r[0].id]  # agreement wins; BM25 only re-scores the dense candidates
+    assert order == [r[1].id, r[0].id, r[2].id]  # agreement wins; a BM25-only hit comes after the dense ones
     assert steps.squash(0, 4) == 0 and 0 < steps.squash(4, 4) < steps.squash(40, 4) < 1
 
 

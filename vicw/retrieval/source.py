@@ -118,7 +118,7 @@ class HybridMemorySource:
         )
         score_fusion = r.fusion == "score" and base.dense is not None and base.text
         queries = (
-            [base.with_(text=None, limit=4 * base.limit), base.with_(dense=None, limit=4 * base.limit)]
+            [base.with_(text=None, limit=base.prefetch_limit), base.with_(dense=None, limit=base.prefetch_limit)]
             if score_fusion
             else [base]
         )

@@ -60,10 +60,12 @@ def squash(x: float, scale: float) -> float:
 
 
 def score_fuse(dense: Sequence[Any], sparse: Sequence[Any], bm25_scale: float) -> Ranking:
-    """(cosine + squashed BM25) / 2 over the dense candidates: BM25 re-scores what the dense search
-    found (a turn BM25 alone finds has no cosine to add to)."""
+    """(cosine + squashed BM25) / 2. A turn only BM25 found counts its cosine as 0: it ranks below
+    what both agree on, but is not lost when the dense side has nothing (an exact number, a name)."""
+    cos = {h.id: float(h.score) for h in dense}
     kw = {h.id: float(h.score) for h in sparse}
-    scored = [(h, (float(h.score) + squash(kw.get(h.id, 0.0), bm25_scale)) / 2) for h in dense]
+    records = {h.id: h for h in [*sparse, *dense]}
+    scored = [(records[i], (cos.get(i, 0.0) + squash(kw.get(i, 0.0), bm25_scale)) / 2) for i in records]
     scored.sort(key=lambda rs: (-rs[1], rs[0].id))
     return Ranking("hybrid", scored)
 
