@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, API_KEY_B, running_vicw
+from tests.conftest import API_KEY, API_KEY_B, HTTP_TIMEOUT, running_vicw
 from tests.fakes.llm_server import Reply
 from vicw.auth import digest
 from vicw.observability import logger as vicw_logger
@@ -69,7 +69,7 @@ def operations(spec: dict) -> list[tuple[str, str, dict | None]]:
 
 # --- authentication on every route -------------------------------------------------------------------
 def test_every_protected_route_fails_closed(vicw, scripted_llm):
-    with httpx.Client(base_url=vicw.url, timeout=30) as anon:
+    with httpx.Client(base_url=vicw.url, timeout=HTTP_TIMEOUT) as anon:
         spec = anon.get("/openapi.json").json()
         ops = operations(spec)
         assert {("POST", "/chat"), ("DELETE", "/sessions/s1"), ("DELETE", "/tenants/s1"), ("GET", "/stats")} <= {
@@ -95,7 +95,7 @@ def test_every_protected_route_fails_closed(vicw, scripted_llm):
 
 
 def test_docs_are_public_but_hold_no_data(vicw):
-    with httpx.Client(base_url=vicw.url, timeout=30) as anon:
+    with httpx.Client(base_url=vicw.url, timeout=HTTP_TIMEOUT) as anon:
         assert anon.get("/docs").status_code == 200
         spec = anon.get("/openapi.json").text
     assert "tenant-a" not in spec and API_KEY not in spec
@@ -112,8 +112,8 @@ def limited(tmp_path, redis_url, moto_endpoint, vicw_env, scripted_llm, redis_cl
 
 
 def test_429_with_retry_after_per_key_and_route_group(limited, redis_client):
-    a = httpx.Client(base_url=limited.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
-    b = httpx.Client(base_url=limited.url, headers={"Authorization": f"Bearer {API_KEY_B}"}, timeout=30)
+    a = httpx.Client(base_url=limited.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=HTTP_TIMEOUT)
+    b = httpx.Client(base_url=limited.url, headers={"Authorization": f"Bearer {API_KEY_B}"}, timeout=HTTP_TIMEOUT)
     with a, b:
         codes = [a.get("/sessions/s1").status_code for _ in range(4)]
         assert codes == [200] * 4
@@ -143,7 +143,7 @@ def test_limiter_fails_open_when_its_redis_is_down(limited):
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
     app.state.rate_limiter = RateLimiter(dead, parse_rate_limits("default=1/60"))
     try:
-        with httpx.Client(base_url=limited.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as a:
+        with httpx.Client(base_url=limited.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=HTTP_TIMEOUT) as a:
             assert [a.get("/sessions/s1").status_code for _ in range(3)] == [200, 200, 200]
     finally:
         app.state.rate_limiter = saved
@@ -154,7 +154,7 @@ def test_message_and_body_limits(tmp_path, redis_url, moto_endpoint, vicw_env, s
     env = {**vicw_env, "MAX_MESSAGE_CHARS": "200", "MAX_BODY_BYTES": "4096", "MAX_MESSAGES_PER_REQUEST": "3",
            "MAX_INGEST_BYTES": "2048"}
     with running_vicw(tmp_path, redis_url, moto_endpoint, env) as local:
-        with httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as c:
+        with httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=HTTP_TIMEOUT) as c:
             long = "x" * 201
             cases = [
                 c.post("/chat", json={"session_id": "s1", "message": long}),
@@ -237,7 +237,7 @@ def test_secrets_never_leak(source, tmp_path, redis_url, moto_endpoint, vicw_env
     secrets = [llm_key, API_KEY, API_KEY_B]
     with running_vicw(tmp_path, redis_url, moto_endpoint, env, clear=("VICW_LLM_API_KEY", "VICW_LLM_API_KEY_SECRET")) as local:
         outputs = []
-        with httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as c:
+        with httpx.Client(base_url=local.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=HTTP_TIMEOUT) as c:
             scripted_llm.script("fine")
             assert c.post("/chat", json={"session_id": "s1", "message": "hello"}).status_code == 200
             # the key did reach the LLM: the checks below are not vacuous
@@ -251,7 +251,7 @@ def test_secrets_never_leak(source, tmp_path, redis_url, moto_endpoint, vicw_env
             outputs.append(c.post("/v1/chat/completions", headers={"X-Session-Id": "s1"},
                                   json={"messages": [{"role": "user", "content": "x"}]}).text)
             outputs += [c.get("/stats").text, c.get("/health").text, c.get("/v1/models").text]
-            with httpx.Client(base_url=local.url, timeout=30) as anon:
+            with httpx.Client(base_url=local.url, timeout=HTTP_TIMEOUT) as anon:
                 outputs.append(anon.get("/stats", headers={"Authorization": f"Bearer {API_KEY[:-1]}x"}).text)
         for args in (["config", "show"], ["config", "show", "--json"]):
             assert cli_main(args) == 0
