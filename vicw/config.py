@@ -120,8 +120,9 @@ class Settings(BaseSettings):
     rag_top_k_keyword: int = Field(8, ge=0)
     rag_top_k_relational: int = Field(5, ge=0)
     memory_token_budget: int = Field(1024, ge=0)
-    # Memories may displace the oldest live turns from a prompt, up to this much room (unset: never,
-    # MEMORY_TOKEN_BUDGET is all they get); the newest WINDOW_MIN_TOKENS of the window always stay.
+    # Memories may displace the oldest live turns from a prompt, up to this much room (0, or not above
+    # MEMORY_TOKEN_BUDGET: never, MEMORY_TOKEN_BUDGET is all they get); the newest WINDOW_MIN_TOKENS of
+    # the window and its newest exchange always stay.
     # Measured on the realistic memory benchmark (bench/retrieval_quality.py, docs/retrieval.md).
     memory_token_budget_max: int | None = Field(3072, ge=0)
     window_min_tokens: int = Field(400, ge=0)
