@@ -48,8 +48,11 @@ def test_burst_then_one_per_interval(redis_client):
     assert limiter.hit("k2", "chat").allowed
     assert limiter.hit("k1", "default").allowed
     time.sleep(denied.retry_after + 0.05)
+    started = time.monotonic()
     assert limiter.hit("k1", "chat").allowed
-    assert not limiter.hit("k1", "chat").allowed
+    again = limiter.hit("k1", "chat")
+    if time.monotonic() - started < 0.9:  # a busy machine may take a whole refill between the two calls
+        assert not again.allowed
 
 
 def test_group_without_a_rule_uses_default_and_no_rules_means_unlimited(redis_client):
