@@ -416,8 +416,9 @@ def restore_backup(source: str, *, force: bool = False) -> dict[str, Any]:
         restored["redis_keys"] = load_redis(r, _read_jsonl(work / WINDOW_FILE))
         # Vectors may be a few jobs ahead of the windows: the counters must pass them (ids are never reused).
         from vicw.replay import advance_counters
+        from vicw.window_store import WindowStore
 
-        advance_counters(highest)
+        advance_counters(WindowStore(r), highest)
     expected = {k: v for k, v in manifest.counts.items() if k in restored}
     mismatched = {k: (expected[k], restored[k]) for k in expected if expected[k] != restored[k]}
     result = {

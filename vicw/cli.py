@@ -288,8 +288,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for setting in needed:
         if not getattr(s, setting.lower()):
             raise target.missing(setting, what)
+    from vicw import bootstrap
+
     result = replay.replay_archive(tenant=args.tenant, session_id=args.session, since=since, target=args.target,
-                                   progress=not args.quiet and not args.json, settings=s)
+                                   progress=not args.quiet and not args.json, windows=bootstrap.window_store(), settings=s)
     failed = sum(result["failed"].values())
     if args.json:
         print(json.dumps(result, default=str, indent=2))

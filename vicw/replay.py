@@ -24,6 +24,7 @@ from vicw.aws import client
 from vicw.cold_path import REPLAY_ATTRIBUTE
 from vicw.config import Settings, get_settings
 from vicw.observability import logger
+from vicw.window_store import WindowStore
 
 QueueName = Literal["offload", "graph"]
 Target = Literal["vectors", "graph", "all"]
@@ -152,6 +153,7 @@ def replay_archive(
     target: Target = "all",
     progress: bool = True,
     *,
+    windows: WindowStore,
     settings: Settings | None = None,
     archive: JobArchive | None = None,
 ) -> dict[str, Any]:
@@ -222,11 +224,11 @@ def replay_archive(
     finally:
         if bar is not None:
             bar.close()
-    counts["sessions_advanced"] = advance_counters(highest)
+    counts["sessions_advanced"] = advance_counters(windows, highest)
     return counts
 
 
-def advance_counters(highest: dict[tuple[str, str], int]) -> int:
+def advance_counters(windows: WindowStore, highest: dict[tuple[str, str], int]) -> int:
     """Raise each session's turn counter past the highest seq long-term memory holds for it.
 
     After a restore the windows can be older than the archive; without this the next turns would
@@ -235,9 +237,6 @@ def advance_counters(highest: dict[tuple[str, str], int]) -> int:
     """
     if not highest:
         return 0
-    from vicw import container
-
-    windows = container.window_store()
     moved = 0
     for (tenant, session_id), seq in highest.items():
         before = windows.load(tenant, session_id)

@@ -165,7 +165,7 @@ def test_drill_rebuild_vectors_and_graph_from_archive(tmp_path, redis_url, moto_
             graph.delete_tenant(tenant)
         assert vectors.count() == 0 and graph.counts()["nodes"] == 0
 
-        sent = replay_archive(tenant="dr-c", target="all", progress=False)
+        sent = replay_archive(tenant="dr-c", target="all", progress=False, windows=container.window_store())
         assert sent["jobs"] >= 2 and sent["sent"]["offload"] == sent["sent"]["graph"] == sent["jobs"]
         wait_drained()
         assert vectors.count("dr-c") == points

@@ -11,6 +11,7 @@ import pytest
 from tests.integration.test_offload import cold_env, offload, offload_app, session_jobs  # noqa: F401 - fixtures
 from tests.unit.test_cold_path_chunks import T0, make_job
 from vicw.aws import client
+from vicw.bootstrap import window_store
 from vicw.cold_path import REPLAY_ATTRIBUTE
 from vicw.lambda_context import local_context, poll_once
 from vicw.replay import replay_archive, replay_dlq
@@ -35,12 +36,12 @@ def test_replay_archive_twice_rebuilds_the_same_vectors(offload, cold_env):
     exported = sorted(p["id"] for p in cold_env.vectors.export("acme"))
 
     assert cold_env.vectors.delete_tenant("acme") == 16  # e.g. the collection was lost
-    first = replay_archive(tenant="acme", target="vectors", progress=False)
+    first = replay_archive(tenant="acme", target="vectors", progress=False, windows=window_store())
     assert first["jobs"] == 6 and first["sent"] == {"offload": 6}
     assert drain(cold_env.offload_url, offload.handler) == 6
     assert cold_env.vectors.count("acme") == 16
 
-    second = replay_archive(tenant="acme", target="vectors", progress=True)
+    second = replay_archive(tenant="acme", target="vectors", progress=True, windows=window_store())
     assert second["jobs"] == 6 and second["replay_id"] != first["replay_id"]
     assert drain(cold_env.offload_url, offload.handler) == 6
     assert cold_env.vectors.count("acme") == 16
@@ -58,13 +59,15 @@ def test_replay_archive_filters_and_targets(cold_env):
     archive.put(early)  # idempotent
     assert archive.count() == 4 and archive.count("acme") == 3 and archive.count("acme", "s1") == 2
 
-    result = replay_archive(tenant="acme", session_id="s1", since=T0 + timedelta(days=1), target="all", progress=False)
+    result = replay_archive(tenant="acme", session_id="s1", since=T0 + timedelta(days=1), target="all", progress=False,
+                            windows=window_store())
     assert result["jobs"] == 1 and result["sent"] == {"offload": 1, "graph": 1}
     [msg] = client("sqs").receive_message(QueueUrl=cold_env.graph_url, MessageAttributeNames=["All"])["Messages"]
     assert json.loads(msg["Body"])["job_id"] == late.job_id
     assert msg["MessageAttributes"][REPLAY_ATTRIBUTE]["StringValue"] == result["replay_id"]
-    assert replay_archive(since=(T0 + timedelta(days=1)).isoformat(), target="graph", progress=False)["jobs"] == 1
-    assert replay_archive(tenant="acme", target="graph", progress=False)["jobs"] == 3
+    since = (T0 + timedelta(days=1)).isoformat()
+    assert replay_archive(since=since, target="graph", progress=False, windows=window_store())["jobs"] == 1
+    assert replay_archive(tenant="acme", target="graph", progress=False, windows=window_store())["jobs"] == 3
 
     assert archive.delete_session("acme", "s1") == 2
     assert archive.delete_tenant("acme") == 1 and archive.count() == 1
@@ -114,10 +117,11 @@ def test_replay_archive_moves_session_counters_past_the_turns_it_brings_back(col
     cold_env.archive.put(job)
     windows = container.window_store()
     windows.advance_seq("acme", "ahead", 3)  # a window as an older backup left it
-    out = replay_archive(tenant="acme", session_id="ahead", target="vectors", progress=False)
+    out = replay_archive(tenant="acme", session_id="ahead", target="vectors", progress=False, windows=window_store())
     assert out["sessions_advanced"] == 1
     assert windows.load("acme", "ahead").next_seq == job.last_seq + 1
-    assert replay_archive(tenant="acme", session_id="ahead", target="vectors", progress=False)["sessions_advanced"] == 0
+    again = replay_archive(tenant="acme", session_id="ahead", target="vectors", progress=False, windows=window_store())
+    assert again["sessions_advanced"] == 0
 
 
 def test_replay_archive_counts_found_sent_and_skipped(cold_env):
@@ -127,7 +131,7 @@ def test_replay_archive_counts_found_sent_and_skipped(cold_env):
     # An object under the same session that is not a job (a hand-made upload, a truncated write).
     bad_key = archive.iter_keys("initech", "s9").__next__().rsplit("/", 1)[0] + "/0000000000001-broken.json"
     archive.s3.put_object(Bucket=archive.bucket, Key=bad_key, Body=b"{not json")
-    result = replay_archive(tenant="initech", target="graph", progress=False)
+    result = replay_archive(tenant="initech", target="graph", progress=False, windows=window_store())
     assert (result["found"], result["jobs"], result["skipped"]) == (2, 1, 1)
     assert result["sent"] == {"graph": 1} and result["failed"] == {"graph": 0}
     [msg] = client("sqs").receive_message(QueueUrl=cold_env.graph_url, WaitTimeSeconds=1)["Messages"]
