@@ -37,9 +37,12 @@ TENANT = "bench"
 BATCH = 25
 
 
-def recipes(base):
-    """Named variants. The split: (MEMORY_TOKEN_BUDGET, MEMORY_TOKEN_BUDGET_MAX, WINDOW_MIN_TOKENS)."""
+def recipes(base, current_split=(1024, 3072, 400)):
+    """Named variants. The split: (MEMORY_TOKEN_BUDGET, MEMORY_TOKEN_BUDGET_MAX, WINDOW_MIN_TOKENS).
+
+    "default" is the old 1,024-token memory room; "current" is the settings as they are now."""
     default = (1024, None, 1024)
+    cur = current_split
 
     def split(mx: int, mn: int, cands: int):
         return replace(base, memory_token_budget=mx, candidates=cands), (1024, mx, mn)
@@ -60,6 +63,22 @@ def recipes(base):
     out["split-2.5k-scale8"] = (replace(out["split-2.5k"][0], fusion="score", bm25_scale=8.0), out["split-2.5k"][1])
     out["split-3k-scale8-min1k"] = (replace(out["split-3k"][0], fusion="score", bm25_scale=8.0), (1024, 3072, 1024))
     out["split-3k-scale8-nohop"] = (replace(out["split-3k"][0], fusion="score", bm25_scale=8.0, hop_from=0), out["split-3k"][1])
+    out["current"] = (base, cur)
+    out["no-mmr"] = (replace(base, mmr_lambda=1.0), cur)
+    out["max-240"] = (replace(base, max_memory_tokens=240), cur)
+    out["max-400"] = (replace(base, max_memory_tokens=400), cur)
+    out["prefetch-48"] = (replace(base, prefetch_limit=48), cur)
+    out["temporal"] = (replace(base, temporal_filter=True), cur)
+    out["neighbours-8"] = (replace(base, neighbour_hits=8), cur)
+    out["neighbours-0"] = (replace(base, neighbour_hits=0), cur)
+    out["hop-3"] = (replace(base, hop_from=3), cur)
+    for n in (40, 50, 60, 70, 80, 90, 110, 120, 128, 129, 140, 150, 200):
+        out[f"cands-{n}"] = (replace(base, candidates=n), cur)
+    for lam in (0.5, 0.6, 0.7, 0.85, 0.95):
+        out[f"mmr-{lam}"] = (replace(base, mmr_lambda=lam), cur)
+        out[f"mmr-{lam}-70"] = (replace(base, mmr_lambda=lam, candidates=70), cur)
+    out["win-200"] = (base, (cur[0], cur[1], 200))
+    out["mem-3.3k"] = (replace(base, memory_token_budget=3328), (cur[0], 3328, 256))
     for name in ("split-2.5k", "split-3k"):
         r, sp = out[name]
         out[name + "-score"] = (replace(r, fusion="score"), sp)
@@ -129,12 +148,13 @@ def run(quick: bool, names: list[str], seed: int) -> dict:
         store.upsert_points((c.id, v, c.payload) for c, v in zip(chunks, vectors, strict=True))
     build_s = time.perf_counter() - started
     base = RetrievalRecipe.from_settings(settings)
-    table = recipes(base)
+    table = recipes(base, (settings.memory_token_budget, settings.memory_token_budget_max, settings.window_min_tokens))
     out: dict = {"questions": sum(len(c.questions) for c in convs), "build_s": round(build_s, 1), "recipes": {}}
     for name in names:
         recipe, (mem_budget, mem_max, win_min) = table[name]
         source = HybridMemorySource(recipe, counter, vectors=store, embedder=embedder)
         hits: dict[str, list[bool]] = defaultdict(list)
+        why: dict[tuple[str, str], int] = defaultdict(int)
         tokens, mems = [], []
         for conv in convs:
             for q in conv.questions:
@@ -147,6 +167,16 @@ def run(quick: bool, names: list[str], seed: int) -> dict:
                                     window_min_tokens=win_min)
                 prompt = "\n".join(m["content"] for m in plan.messages)
                 ok = all(conv.turns[i].content in prompt for i in q.evidence)
+                if not ok and os.environ.get("VICW_QUALITY_WHY"):
+                    window_text = "\n".join(t.content for t in asked.turns)
+                    fetched = "\n".join(m.text for m in memories)
+                    for i in q.evidence:
+                        c = conv.turns[i].content
+                        if c in prompt:
+                            continue
+                        where = ("window-displaced" if c in window_text else "retrieved-not-packed" if c in fetched
+                                 else "truncated" if c[:60] in fetched else "not-retrieved")
+                        why[(q.kind, where)] += 1
                 hits[q.kind].append(ok)
                 hits["all"].append(ok)
                 tokens.append(plan.prompt_tokens)
@@ -156,6 +186,8 @@ def run(quick: bool, names: list[str], seed: int) -> dict:
         out["recipes"][name]["max_prompt_tokens"] = max(tokens)
         out["recipes"][name]["mean_memories"] = round(sum(mems) / len(mems), 1)
         print(name, out["recipes"][name], file=sys.stderr)
+        if why:
+            print(name, "missed evidence turns:", dict(sorted(why.items())), file=sys.stderr)
     out["kinds"] = list(KINDS)
     store.close()
     return out

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     rag_hop_from: int = Field(0, ge=0)  # names in this many best hits seed a second hop (0: off, no gain measured)
     rag_neighbour_hits: int = Field(4, ge=0)  # 0: no neighbour turns
     rag_max_memory_tokens: int = Field(160, ge=16)
+    # < 1: the best 1.5x RAG_CANDIDATES fused candidates are re-picked by maximal marginal relevance
+    # (fused score vs word overlap with what was already picked) before the cut; 1: off.
+    rag_mmr_lambda: float = Field(0.7, ge=0, le=1)
 
     # --- loop prevention -------------------------------------------------------------------
     boredom_threshold: int = Field(5, ge=1)

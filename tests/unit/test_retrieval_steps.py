@@ -99,3 +99,20 @@ def test_bridge_names_lead_to_a_second_hop():
     assert steps.bridge_names([record(3, "Ghent is lovely in spring.")], intent, set()) == []  # no new name, no hop
     assert steps.mentions_any(record(1, "Ines told me the best place for dinner is Casa Lupo."), ["ines"])
     assert not steps.mentions_any(record(2, "Someone recommended a restaurant."), ["ines"])
+
+
+def test_mmr_lets_a_different_turn_past_near_repeats_at_the_cut():
+    repeat = "the quarterly budget review moved to the big meeting room on friday"
+    fused = [steps.Candidate(record(i, repeat + (" again" * i)), 1.0 / (60 + i), ["hybrid"]) for i in range(4)]
+    other = steps.Candidate(record(9, "my sister adopted a tabby kitten from the shelter"), 1.0 / 70, ["hybrid"])
+    fused.append(other)
+    picked = steps.mmr(fused, 0.7, pool=5)
+    assert picked[0] is fused[0]  # the best hit stays first
+    assert picked.index(other) == 1  # the different turn comes before the repeats
+    assert sorted(c.record.id for c in picked) == sorted(c.record.id for c in fused)  # nothing lost or added
+
+
+def test_mmr_at_lambda_one_or_beyond_the_pool_keeps_the_fused_order():
+    fused = [steps.Candidate(record(i, f"same words here {i}"), 1.0 / (60 + i), ["hybrid"]) for i in range(6)]
+    assert steps.mmr(fused, 1.0, pool=6) == fused
+    assert steps.mmr(fused, 0.5, pool=3)[3:] == fused[3:]

@@ -27,6 +27,7 @@ class RetrievalRecipe:
     hop_from: int = 0  # names in this many best hits seed a second query (0: off)
     neighbour_hits: int = 4  # how many of the best hits may pull in the turn that completes their exchange (0: off)
     max_memory_tokens: int = 160  # one memory never takes more than this (long turns are truncated)
+    mmr_lambda: float = 0.7  # < 1: diversify the fused candidates by maximal marginal relevance (1: off)
     candidates: int = 100  # fused candidates to pack (0: the sum of the top-k settings)
     state_items: int = 10  # active goals/tasks/decisions/facts shown as a block
     completed_items: int = 3  # recently completed ones
@@ -49,6 +50,7 @@ class RetrievalRecipe:
             hop_from=s.rag_hop_from,
             neighbour_hits=s.rag_neighbour_hits,
             max_memory_tokens=s.rag_max_memory_tokens,
+            mmr_lambda=s.rag_mmr_lambda,
         )
 
     def weight(self, step: str) -> float:

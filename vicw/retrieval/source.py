@@ -96,6 +96,8 @@ class HybridMemorySource:
             hop = self._hop(tenant, session_id, intent, fused[: r.hop_from], live, state)
             if hop.rows:
                 fused = steps.rrf_fuse([*rankings, hop], weights, r.rrf_k)
+        if r.mmr_lambda < 1.0:  # near-repeats give way to other turns at the edge of the cut
+            fused = steps.mmr(fused, r.mmr_lambda, r.candidate_limit * 3 // 2)
         fused = fused[: r.candidate_limit]
         memories = self._expand(tenant, session_id, fused, live)
         packed = pack(memories, self.counter, r.memory_token_budget)

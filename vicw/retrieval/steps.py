@@ -54,6 +54,39 @@ def rrf_fuse(rankings: Sequence[Ranking], weights: dict[str, float], k: int = 60
     return sorted(fused.values(), key=lambda c: (-c.score, c.record.id))
 
 
+def mmr(fused: list[Candidate], lam: float, pool: int) -> list[Candidate]:
+    """Maximal marginal relevance over the first `pool` candidates: each pick trades its fused
+    score (scaled to 0..1) against its word overlap (Jaccard of BM25 terms) with what was already
+    picked, so near-repeats of one exchange do not fill the memory room. lam=1: the fused order."""
+    import numpy as np
+
+    from vicw import bm25
+
+    head, tail = fused[:pool], fused[pool:]
+    if len(head) < 3 or lam >= 1.0:
+        return fused
+    vocab: dict[int, int] = {}
+    rows = [[vocab.setdefault(t, len(vocab)) for t in set(bm25.terms(strip_prefix(c.record)))] for c in head]
+    bags = np.zeros((len(head), max(1, len(vocab))), dtype=np.float32)
+    for i, cols in enumerate(rows):
+        bags[i, cols] = 1.0
+    shared = bags @ bags.T
+    sizes = bags.sum(axis=1)
+    jaccard = shared / np.maximum(sizes[:, None] + sizes[None, :] - shared, 1.0)
+    top = head[0].score or 1.0
+    relevance = lam * np.array([c.score / top for c in head], dtype=np.float32)
+    nearest = np.zeros(len(head), dtype=np.float32)
+    left = np.ones(len(head), dtype=bool)
+    chosen: list[int] = []
+    for _ in range(len(head)):
+        gain = np.where(left, relevance - (1 - lam) * nearest, -np.inf)
+        best = int(np.argmax(gain))
+        chosen.append(best)
+        left[best] = False
+        np.maximum(nearest, jaccard[best], out=nearest)
+    return [head[i] for i in chosen] + tail
+
+
 def squash(x: float, scale: float) -> float:
     """BM25 (0..unbounded) onto 0..1, so it can be added to a cosine."""
     return 0.0 if x <= 0 else 2.0 / (1.0 + math.exp(-x / scale)) - 1.0
