@@ -65,13 +65,18 @@ def mmr(fused: list[Candidate], lam: float, pool: int) -> list[Candidate]:
     head, tail = fused[:pool], fused[pool:]
     if len(head) < 3 or lam >= 1.0:
         return fused
-    vocab: dict[int, int] = {}
-    rows = [[vocab.setdefault(t, len(vocab)) for t in set(bm25.terms(strip_prefix(c.record)))] for c in head]
-    bags = np.zeros((len(head), max(1, len(vocab))), dtype=np.float32)
-    for i, cols in enumerate(rows):
-        bags[i, cols] = 1.0
-    shared = bags @ bags.T
-    sizes = bags.sum(axis=1)
+    words = [set(bm25.terms(strip_prefix(c.record))) for c in head]
+    postings: dict[int, list[int]] = {}
+    for i, ws in enumerate(words):
+        for w in ws:
+            postings.setdefault(w, []).append(i)
+    shared = np.zeros((len(head), len(head)), dtype=np.float32)
+    for docs in postings.values():
+        if len(docs) > 1:
+            for i in docs:
+                for j in docs:
+                    shared[i, j] += 1.0
+    sizes = np.array([len(ws) for ws in words], dtype=np.float32)
     jaccard = shared / np.maximum(sizes[:, None] + sizes[None, :] - shared, 1.0)
     top = head[0].score or 1.0
     relevance = lam * np.array([c.score / top for c in head], dtype=np.float32)
