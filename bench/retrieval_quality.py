@@ -76,7 +76,8 @@ def recipes(base, current_split=(1024, 3072, 400)):
         out[f"cands-{n}"] = (replace(base, candidates=n), cur)
     for lam in (0.5, 0.6, 0.7, 0.85, 0.95):
         out[f"mmr-{lam}"] = (replace(base, mmr_lambda=lam), cur)
-        out[f"mmr-{lam}-70"] = (replace(base, mmr_lambda=lam, candidates=70), cur)
+        for n in (70, 80, 90):
+            out[f"mmr-{lam}-{n}"] = (replace(base, mmr_lambda=lam, candidates=n), cur)
     out["win-200"] = (base, (cur[0], cur[1], 200))
     out["mem-3.3k"] = (replace(base, memory_token_budget=3328), (cur[0], 3328, 256))
     for name in ("split-2.5k", "split-3k"):
