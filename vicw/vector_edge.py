@@ -30,17 +30,14 @@ from vicw.vector_store import (
     Chunk,
     FilterDialect,
     MemoryQuery,
-    MemoryRecord,
+    QdrantSchemaStore,
     VectorHit,
     VectorStoreError,
     _require_tenant,
     bm25_document,
     bm25_query,
     check_import_point,
-    chunk_job,
     hit_from,
-    record_from,
-    scope_filter,
 )
 
 
@@ -74,7 +71,7 @@ def shard_path(path: str | Path, collection: str) -> Path:
     return Path(path) / f"edge-{collection}"
 
 
-class EdgeVectorStore:
+class EdgeVectorStore(QdrantSchemaStore):
     """Qdrant Edge shard at `<path>/edge-<collection>`; with no path, a temporary one (tests)."""
 
     def __init__(
@@ -156,9 +153,6 @@ class EdgeVectorStore:
         return {"keyword": e.PayloadSchemaType.Keyword, "integer": e.PayloadSchemaType.Integer,
                 "float": e.PayloadSchemaType.Float}[kind]
 
-    def _filter(self, tenant: str | None, session_id: str | None = None, include_tenant_wide_documents: bool = False, **kw: Any) -> Any:
-        return scope_filter(self._d, tenant, session_id, include_tenant_wide_documents, **kw)
-
     def _point(self, pid: str, dense: Sequence[float], payload: dict[str, Any]) -> Any:
         import qdrant_edge as e
 
@@ -173,8 +167,6 @@ class EdgeVectorStore:
             shard.update(e.UpdateOperation.upsert_points(points))
 
     # --- writes ---------------------------------------------------------------------------
-    def chunks(self, job: OffloadJob) -> list[Chunk]:
-        return chunk_job(job, encoding=self.encoding)
 
     def upsert_job(self, job: OffloadJob, vectors: Sequence[Sequence[float]], chunks: list[Chunk] | None = None) -> int:
         chunks = self.chunks(job) if chunks is None else chunks
@@ -228,12 +220,6 @@ class EdgeVectorStore:
                 shard.update(e.UpdateOperation.delete_points_by_filter(flt))
         return n
 
-    def delete_session(self, tenant: str, session_id: str) -> int:
-        return self._delete(self._filter(_require_tenant(tenant), session_id))
-
-    def delete_tenant(self, tenant: str) -> int:
-        return self._delete(self._filter(_require_tenant(tenant)))
-
     def optimize(self) -> None:
         """Build the engine's indexes for what was appended (after bulk loads)."""
         shard = self._open()
@@ -286,21 +272,6 @@ class EdgeVectorStore:
         results = iter(shard.query_batch(e.QueryBatchRequest(live)) if len(live) > 1 else [shard.query(live[0])])
         return [[] if r is None else _unique(hit_from(p.id, p.score, p.payload) for p in next(results)) for r in requests]
 
-    def turns(self, tenant: str, session_id: str, seqs: Iterable[int]) -> list[MemoryRecord]:
-        wanted = sorted(set(seqs))
-        if not wanted:
-            return []
-        d = self._d
-        flt = d.filter(
-            must=[
-                d.match("tenant", _require_tenant(tenant)),
-                d.match("session_id", session_id),
-                d.match("kind", "conversation"),
-                d.match_any("seq", wanted),
-            ]
-        )
-        return [record_from(p.id, p.payload) for p in self._scroll_points(flt, with_vectors=False)]
-
     def search(
         self,
         tenant: str,
@@ -333,15 +304,6 @@ class EdgeVectorStore:
             yield from points
             if offset is None:
                 return
-
-    def scroll(self, tenant: str, session_id: str | None = None, include_tenant_wide_documents: bool = True) -> Iterator[MemoryRecord]:
-        for p in self._scroll_points(self._filter(_require_tenant(tenant), session_id, include_tenant_wide_documents), with_vectors=False):
-            yield record_from(p.id, p.payload)
-
-    def export(self, tenant: str | None = None) -> Iterator[dict[str, Any]]:
-        for p in self._scroll_points(self._filter(tenant), with_vectors=[DENSE]):
-            vector = p.vector.get(DENSE) if isinstance(p.vector, dict) else p.vector
-            yield {"id": str(p.id), "vector": [float(x) for x in vector], "payload": p.payload}
 
     def count(self, tenant: str | None = None, session_id: str | None = None) -> int:
         import qdrant_edge as e

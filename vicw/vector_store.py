@@ -324,7 +324,61 @@ def _client_dialect() -> FilterDialect:
     )
 
 
-class QdrantVectorStore:
+class QdrantSchemaStore:
+    """What both adapters do the same way, written once over their filter dialect (`_d`), their
+    `_scroll_points` and `_delete`: the schema and filters are the same, only the calls differ."""
+
+    _d: FilterDialect
+    encoding: str
+
+    def _scroll_points(self, flt: Any, with_vectors: bool | list[str]) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _delete(self, flt: Any) -> int:
+        raise NotImplementedError
+
+    def _filter(self, tenant: str | None, session_id: str | None = None, include_tenant_wide_documents: bool = False, **kw: Any) -> Any:
+        return scope_filter(self._d, tenant, session_id, include_tenant_wide_documents, **kw)
+
+    def chunks(self, job: OffloadJob) -> list[Chunk]:
+        """How this store splits a job into points (what the caller must embed, in order)."""
+        return chunk_job(job, encoding=self.encoding)
+
+    def delete_session(self, tenant: str, session_id: str) -> int:
+        return self._delete(self._filter(_require_tenant(tenant), session_id))
+
+    def delete_tenant(self, tenant: str) -> int:
+        return self._delete(self._filter(_require_tenant(tenant)))
+
+    def turns(self, tenant: str, session_id: str, seqs: Iterable[int]) -> list[MemoryRecord]:
+        """The session's stored conversation turns with these numbers (neighbours, graph mentions)."""
+        wanted = sorted(set(seqs))
+        if not wanted:
+            return []
+        d = self._d
+        flt = d.filter(
+            must=[
+                d.match("tenant", _require_tenant(tenant)),
+                d.match("session_id", session_id),
+                d.match("kind", "conversation"),
+                d.match_any("seq", wanted),
+            ]
+        )
+        return [record_from(p.id, p.payload) for p in self._scroll_points(flt, with_vectors=False)]
+
+    def scroll(self, tenant: str, session_id: str | None = None, include_tenant_wide_documents: bool = True) -> Iterator[MemoryRecord]:
+        for p in self._scroll_points(self._filter(_require_tenant(tenant), session_id, include_tenant_wide_documents), with_vectors=False):
+            yield record_from(p.id, p.payload)
+
+    def export(self, tenant: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every point (of one tenant, or all): id, dense vector, payload. The sparse vector is left
+        out: `import_` recomputes it from the payload."""
+        for p in self._scroll_points(self._filter(tenant), with_vectors=[DENSE]):
+            vector = p.vector.get(DENSE) if isinstance(p.vector, dict) else p.vector
+            yield {"id": str(p.id), "vector": [float(x) for x in vector], "payload": p.payload}
+
+
+class QdrantVectorStore(QdrantSchemaStore):
     """A Qdrant server (QDRANT_URL + QDRANT_API_KEY) for production; qdrant-client's local mode
     (`path=` or ":memory:") speaks the same API in Python and checks this adapter in tests on small
     data (its filters run in Python: ~1 s per filtered call at 10,000 points, not an engine)."""
@@ -420,9 +474,6 @@ class QdrantVectorStore:
                     self.client.create_payload_index(self.collection, field_name=name, field_schema=schemas[kind])
             self._ready = True
 
-    def _filter(self, tenant: str | None, session_id: str | None = None, include_tenant_wide_documents: bool = False, **kw: Any) -> Any:
-        return scope_filter(self._d, tenant, session_id, include_tenant_wide_documents, **kw)
-
     def _point(self, pid: str, dense: Sequence[float], payload: dict[str, Any]) -> Any:
         from qdrant_client import models
 
@@ -431,9 +482,6 @@ class QdrantVectorStore:
                                   payload=payload)
 
     # --- writes ---------------------------------------------------------------------------
-    def chunks(self, job: OffloadJob) -> list[Chunk]:
-        """How this store splits a job into points (what the caller must embed, in order)."""
-        return chunk_job(job, encoding=self.encoding)
 
     def upsert_job(self, job: OffloadJob, vectors: Sequence[Sequence[float]], chunks: list[Chunk] | None = None) -> int:
         chunks = self.chunks(job) if chunks is None else chunks
@@ -483,12 +531,6 @@ class QdrantVectorStore:
                 self.client.delete(self.collection, points_selector=models.FilterSelector(filter=flt), wait=True)
         return n
 
-    def delete_session(self, tenant: str, session_id: str) -> int:
-        return self._delete(self._filter(_require_tenant(tenant), session_id))
-
-    def delete_tenant(self, tenant: str) -> int:
-        return self._delete(self._filter(_require_tenant(tenant)))
-
     # --- reads --------------------------------------------------------------------------
     def _request(self, q: MemoryQuery) -> Any:
         from qdrant_client import models
@@ -535,22 +577,6 @@ class QdrantVectorStore:
             out.append([hit_from(p.id, p.score, p.payload) for p in next(responses).points])
         return out
 
-    def turns(self, tenant: str, session_id: str, seqs: Iterable[int]) -> list[MemoryRecord]:
-        """The session's stored conversation turns with these numbers (neighbours, graph mentions)."""
-        wanted = sorted(set(seqs))
-        if not wanted:
-            return []
-        d = self._d
-        flt = d.filter(
-            must=[
-                d.match("tenant", _require_tenant(tenant)),
-                d.match("session_id", session_id),
-                d.match("kind", "conversation"),
-                d.match_any("seq", wanted),
-            ]
-        )
-        return [record_from(p.id, p.payload) for p in self._scroll_points(flt, with_vectors=False)]
-
     def search(
         self,
         tenant: str,
@@ -585,17 +611,6 @@ class QdrantVectorStore:
             yield from points
             if offset is None:
                 return
-
-    def scroll(self, tenant: str, session_id: str | None = None, include_tenant_wide_documents: bool = True) -> Iterator[MemoryRecord]:
-        for p in self._scroll_points(self._filter(_require_tenant(tenant), session_id, include_tenant_wide_documents), with_vectors=False):
-            yield record_from(p.id, p.payload)
-
-    def export(self, tenant: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every point (of one tenant, or all): id, dense vector, payload. The sparse vector is left
-        out: `import_` recomputes it from the payload."""
-        for p in self._scroll_points(self._filter(tenant), with_vectors=[DENSE]):
-            vector = p.vector.get(DENSE) if isinstance(p.vector, dict) else p.vector
-            yield {"id": str(p.id), "vector": [float(x) for x in vector], "payload": p.payload}
 
     def count(self, tenant: str | None = None, session_id: str | None = None) -> int:
         if session_id is not None and tenant is None:
