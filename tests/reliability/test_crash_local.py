@@ -120,7 +120,14 @@ def test_sigkill_of_the_whole_local_stack_loses_no_acknowledged_turn(tmp_path):
             wait_until(lambda: shed() - r.hlen(OUTBOX) >= 1, 120, every=0.5, what="a job confirmed by both consumers")
             confirmed_before = shed() - r.hlen(OUTBOX)
             say(api, range(FIRST_PART, TURNS_PER_SESSION))
-            jobs, in_outbox = shed(), r.hlen(OUTBOX)
+            # A fast machine may have confirmed every job by now. Keep talking, one turn at a time,
+            # until a job is caught in the outbox right after the turn that shed it (its consumers
+            # need a poll, an embedding and a write before they confirm), then kill at once.
+            more, in_outbox = TURNS_PER_SESSION, r.hlen(OUTBOX)
+            while in_outbox < 1 and more < 3 * TURNS_PER_SESSION:
+                say(api, range(more, more + 1))
+                more, in_outbox = more + 1, r.hlen(OUTBOX)
+            jobs = shed()
     finally:
         servers = kill_everything(proc)
     assert jobs >= 4, "too few jobs were shed for the crash to prove anything"
